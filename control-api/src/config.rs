@@ -1,0 +1,28 @@
+//! Tunables of the control plane, validated by the binary at startup.
+
+use std::time::Duration;
+
+/// Settings the domain services need. Defaults follow QuickBlox's documented behaviour.
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    /// Sessions expire this long after their last request (QuickBlox: 2 hours, sliding).
+    pub session_ttl: Duration,
+    /// A `POST /session.json` whose `timestamp` is further than this from our clock is
+    /// refused, which bounds how long a captured signed request can be replayed.
+    pub signature_max_skew: Duration,
+    /// `api_endpoint` answered by `GET /account_settings.json` (scheme, host and port).
+    pub public_api_url: String,
+    /// `chat_endpoint` answered by `GET /account_settings.json`: the XMPP domain.
+    pub chat_endpoint: String,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl: Duration::from_secs(2 * 3600),
+            signature_max_skew: Duration::from_secs(3600),
+            public_api_url: "https://127.0.0.1:8443".into(),
+            chat_endpoint: "localhost".into(),
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! A small SQL text builder with positional `$N` binds, for the dynamic user listing.
+
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::Any;
+
+use crate::domain::user_query::{Condition, FilterOp, FilterValue, UserQuery};
+
+#[derive(Clone, Debug)]
+pub(crate) enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+#[derive(Default)]
+pub(crate) struct Sql {
+    pub text: String,
+    binds: Vec<Bind>,
+}
+
+impl Sql {
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    pub fn bind(&mut self, value: Bind) -> &mut Self {
+        self.binds.push(value);
+        self.text.push_str(&format!("${}", self.binds.len()));
+        self
+    }
+
+    pub fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
+        let mut query = sqlx::query(&self.text);
+        for bind in &self.binds {
+            query = match bind {
+                Bind::Int(v) => query.bind(*v),
+                Bind::Text(v) => query.bind(v.clone()),
+            };
+        }
+        query
+    }
+}
+
+impl From<&FilterValue> for Bind {
+    fn from(value: &FilterValue) -> Self {
+        match value {
+            FilterValue::Integer(v) => Bind::Int(*v),
+            FilterValue::Text(v) => Bind::Text(v.clone()),
+        }
+    }
+}
+
+/// Appends ` WHERE ...` for the users of `app` matching `query` (column names come only
+/// from the `UserField` whitelist; every value is bound).
+pub(crate) fn push_user_filter(sql: &mut Sql, app: i64, query: &UserQuery) {
+    sql.push(" WHERE app_id = ").bind(Bind::Int(app));
+    for condition in &query.conditions {
+        sql.push(" AND ");
+        push_condition(sql, condition);
+    }
+    if !query.tags_any.is_empty() {
+        sql.push(" AND id IN (SELECT user_id FROM user_tags WHERE app_id = ")
+            .bind(Bind::Int(app))
+            .push(" AND tag IN (");
+        push_list(sql, query.tags_any.iter().map(|t| Bind::Text(t.clone())));
+        sql.push("))");
+    }
+    if let Some(part) = &query.full_name_contains {
+        let pattern = format!("%{}%", escape_like(&part.to_lowercase()));
+        sql.push(" AND LOWER(full_name) LIKE ")
+            .bind(Bind::Text(pattern))
+            .push(" ESCAPE '\\'");
+    }
+}
+
+fn push_condition(sql: &mut Sql, condition: &Condition) {
+    let column = condition.field.column();
+    let first = || Bind::from(&condition.values[0]);
+    let op = match condition.op {
+        FilterOp::Lt => "<",
+        FilterOp::Gt => ">",
+        FilterOp::Lte => "<=",
+        FilterOp::Gte => ">=",
+        FilterOp::Eq => "=",
+        FilterOp::Ne => "<>",
+        FilterOp::Between => {
+            sql.push(column).push(" BETWEEN ").bind(first()).push(" AND ");
+            sql.bind(Bind::from(&condition.values[1]));
+            return;
+        }
+        FilterOp::In | FilterOp::Nin => {
+            let not = if condition.op == FilterOp::Nin { " NOT" } else { "" };
+            sql.push(column).push(not).push(" IN (");
+            push_list(sql, condition.values.iter().map(Bind::from));
+            sql.push(")");
+            return;
+        }
+    };
+    sql.push(column).push(" ").push(op).push(" ").bind(first());
+}
+
+fn push_list(sql: &mut Sql, values: impl Iterator<Item = Bind>) {
+    for (i, value) in values.enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind(value);
+    }
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}

@@ -1,0 +1,104 @@
+//! The command line. Every serve setting can also come from a `SWITCHBOARD_*` environment
+//! variable or the TOML config file; the command line wins, then the environment, then
+//! the file, then the defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `switchboard` alone is `switchboard serve`.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Manage applications: their ids and credentials (QuickBlox's Dashboard).
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+    },
+}
+
+/// Where the configuration and the database are.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "SWITCHBOARD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory for the SQLite database, the generated TLS certificate and blobs [default: ./data].
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite` (DATA_DIR/switchboard.db), `sqlite://PATH` or `postgres://USER@HOST/DB` [default: sqlite].
+    #[arg(long, env = "SWITCHBOARD_STORE", value_name = "URL")]
+    pub store: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Plain-HTTP listener for the REST API, /metrics and /health [default: 127.0.0.1:8080].
+    #[arg(long, env = "SWITCHBOARD_HTTP_ADDR", value_name = "ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// TLS listener for the REST API (the SDKs only speak https) [default: 127.0.0.1:8443].
+    #[arg(long, env = "SWITCHBOARD_HTTPS_ADDR", value_name = "ADDR")]
+    pub https_addr: Option<SocketAddr>,
+    /// PEM certificate chain for the TLS listener [default: a self-signed one in DATA_DIR/tls].
+    #[arg(long, env = "SWITCHBOARD_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for the TLS listener.
+    #[arg(long, env = "SWITCHBOARD_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Log format [default: human].
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// API URL announced by GET /account_settings.json [default: https://<https-addr>].
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_API_URL", value_name = "URL")]
+    pub public_api_url: Option<String>,
+    /// XMPP domain, announced as the chat endpoint [default: localhost].
+    #[arg(long, env = "SWITCHBOARD_XMPP_DOMAIN", value_name = "DOMAIN")]
+    pub xmpp_domain: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Create an application and print its credentials.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Print `{"application_id","auth_key","auth_secret","account_key"}`.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List applications with their credentials.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Delete an application and everything it owns (users, sessions).
+    Delete {
+        id: i64,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}

@@ -1,0 +1,138 @@
+//! Resolved settings: defaults, overridden by the TOML file, the environment and the flags.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::cli::{LogFormat, ServeArgs, StoreArgs};
+
+/// The TOML file; every key is optional and documented in README.md.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub store: Option<String>,
+    pub http_addr: Option<SocketAddr>,
+    pub https_addr: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+    pub public_api_url: Option<String>,
+    pub xmpp_domain: Option<String>,
+    pub session_ttl_secs: Option<u64>,
+    pub signature_max_skew_secs: Option<u64>,
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+}
+
+/// Where the data lives; shared by `serve` and the `app` commands.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub data_dir: PathBuf,
+    pub store: String,
+}
+
+impl StoreSettings {
+    pub fn resolve(args: &StoreArgs, file: &FileConfig) -> Self {
+        Self {
+            data_dir: args
+                .data_dir
+                .clone()
+                .or_else(|| file.data_dir.clone())
+                .unwrap_or_else(|| PathBuf::from("./data")),
+            store: args
+                .store
+                .clone()
+                .or_else(|| file.store.clone())
+                .unwrap_or_else(|| "sqlite".into()),
+        }
+    }
+
+    /// The store spec with any password hidden, for logs and the banner.
+    pub fn display_store(&self) -> String {
+        if self.store == "sqlite" {
+            return self.data_dir.join("switchboard.db").display().to_string();
+        }
+        match (self.store.find("://"), self.store.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let userinfo = &self.store[scheme + 3..at];
+                let user = userinfo.split(':').next().unwrap_or_default();
+                format!("{}{}@{}", &self.store[..scheme + 3], user, &self.store[at + 1..])
+            }
+            _ => self.store.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub store: StoreSettings,
+    pub http_addr: SocketAddr,
+    pub https_addr: SocketAddr,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub log_format: LogFormat,
+    pub public_api_url: Option<String>,
+    pub xmpp_domain: String,
+    pub session_ttl: Duration,
+    pub signature_max_skew: Duration,
+    /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+impl Settings {
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
+        let file = FileConfig::load(args.store.config.as_deref())?;
+        let local = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+        let tls = match (args.tls_cert.clone().or(file.tls_cert.clone()), args.tls_key.clone().or(file.tls_key.clone())) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => anyhow::bail!("tls_cert and tls_key must be given together"),
+        };
+        let settings = Self {
+            store: StoreSettings::resolve(&args.store, &file),
+            http_addr: args.http_addr.or(file.http_addr).unwrap_or(local(8080)),
+            https_addr: args.https_addr.or(file.https_addr).unwrap_or(local(8443)),
+            tls,
+            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Human),
+            public_api_url: args.public_api_url.clone().or(file.public_api_url.clone()),
+            xmpp_domain: args
+                .xmpp_domain
+                .clone()
+                .or(file.xmpp_domain.clone())
+                .unwrap_or_else(|| "localhost".into()),
+            session_ttl: Duration::from_secs(file.session_ttl_secs.unwrap_or(2 * 3600)),
+            signature_max_skew: Duration::from_secs(file.signature_max_skew_secs.unwrap_or(3600)),
+            shutdown_grace: Duration::from_secs(file.shutdown_grace_secs.unwrap_or(30)),
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.session_ttl.is_zero(), "session_ttl_secs must be positive");
+        anyhow::ensure!(
+            !self.xmpp_domain.is_empty() && !self.xmpp_domain.contains(['/', ':', '@', ' ']),
+            "xmpp_domain must be a bare host name, got {:?}",
+            self.xmpp_domain
+        );
+        if let Some(url) = &self.public_api_url {
+            anyhow::ensure!(
+                url.starts_with("https://") || url.starts_with("http://"),
+                "public_api_url must start with https:// or http://, got {url:?}"
+            );
+        }
+        Ok(())
+    }
+}

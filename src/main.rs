@@ -1,0 +1,25 @@
+//! `switchboard`: the all-in-one server and its management commands.
+//!
+//! Wiring only: configuration, telemetry, listeners and shutdown live here; every protocol
+//! and domain rule lives in the crates this binary starts.
+
+mod apps_cmd;
+mod cli;
+mod config;
+mod serve;
+mod telemetry;
+mod tls;
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let cli = cli::Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            None => serve::run(cli.serve).await,
+            Some(cli::Command::Serve(args)) => serve::run(args).await,
+            Some(cli::Command::App { command }) => apps_cmd::run(command).await,
+        }
+    })
+}
