@@ -31,7 +31,7 @@ pub async fn run(command: AppCommand) -> anyhow::Result<()> {
             let apps = control.list_apps().await?;
             store.close().await;
             if json {
-                let list: Vec<_> = apps.iter().map(|a| with_name(a)).collect();
+                let list: Vec<_> = apps.iter().map(with_name).collect();
                 println!("{}", serde_json::Value::Array(list));
             } else if apps.is_empty() {
                 println!("No applications yet: `switchboard app create --name NAME` makes one.");
@@ -66,7 +66,11 @@ async fn open(args: &StoreArgs) -> anyhow::Result<(ControlPlane, Arc<dyn Store>)
         .await
         .with_context(|| format!("opening store {}", settings.display_store()))?;
     let store: Arc<dyn Store> = Arc::new(store);
-    let control = ControlPlane::new(store.clone(), Arc::new(SystemClock), ControlConfig::default());
+    let control = ControlPlane::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        ControlConfig::default(),
+    );
     Ok((control, store))
 }
 

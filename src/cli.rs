@@ -8,7 +8,12 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "switchboard", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "switchboard",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -53,10 +58,20 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHBOARD_HTTPS_ADDR", value_name = "ADDR")]
     pub https_addr: Option<SocketAddr>,
     /// PEM certificate chain for the TLS listener [default: a self-signed one in DATA_DIR/tls].
-    #[arg(long, env = "SWITCHBOARD_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for the TLS listener.
-    #[arg(long, env = "SWITCHBOARD_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
     pub tls_key: Option<PathBuf>,
     /// Log format [default: human].
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum)]

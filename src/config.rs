@@ -32,7 +32,8 @@ impl FileConfig {
         let Some(path) = path else {
             return Ok(Self::default());
         };
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
     }
 }
@@ -69,7 +70,12 @@ impl StoreSettings {
             (Some(scheme), Some(at)) if at > scheme => {
                 let userinfo = &self.store[scheme + 3..at];
                 let user = userinfo.split(':').next().unwrap_or_default();
-                format!("{}{}@{}", &self.store[..scheme + 3], user, &self.store[at + 1..])
+                format!(
+                    "{}{}@{}",
+                    &self.store[..scheme + 3],
+                    user,
+                    &self.store[at + 1..]
+                )
             }
             _ => self.store.clone(),
         }
@@ -95,7 +101,10 @@ impl Settings {
     pub fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
         let file = FileConfig::load(args.store.config.as_deref())?;
         let local = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
-        let tls = match (args.tls_cert.clone().or(file.tls_cert.clone()), args.tls_key.clone().or(file.tls_key.clone())) {
+        let tls = match (
+            args.tls_cert.clone().or(file.tls_cert.clone()),
+            args.tls_key.clone().or(file.tls_key.clone()),
+        ) {
             (Some(cert), Some(key)) => Some((cert, key)),
             (None, None) => None,
             _ => anyhow::bail!("tls_cert and tls_key must be given together"),
@@ -105,7 +114,10 @@ impl Settings {
             http_addr: args.http_addr.or(file.http_addr).unwrap_or(local(8080)),
             https_addr: args.https_addr.or(file.https_addr).unwrap_or(local(8443)),
             tls,
-            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Human),
+            log_format: args
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Human),
             public_api_url: args.public_api_url.clone().or(file.public_api_url.clone()),
             xmpp_domain: args
                 .xmpp_domain
@@ -121,7 +133,10 @@ impl Settings {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(!self.session_ttl.is_zero(), "session_ttl_secs must be positive");
+        anyhow::ensure!(
+            !self.session_ttl.is_zero(),
+            "session_ttl_secs must be positive"
+        );
         anyhow::ensure!(
             !self.xmpp_domain.is_empty() && !self.xmpp_domain.contains(['/', ':', '@', ' ']),
             "xmpp_domain must be a bare host name, got {:?}",

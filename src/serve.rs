@@ -9,8 +9,7 @@ use anyhow::Context;
 use axum_server::tls_rustls::RustlsConfig;
 use axum_server::Handle;
 use control_api::domain::model::App;
-use control_api::http::{self, AppState};
-use control_api::{open_store, ControlConfig, ControlMetrics, ControlPlane, Store, SystemClock};
+use control_api::{open_store, ControlConfig, ControlPlane, Store, SystemClock};
 use prometheus_client::registry::Registry;
 
 use crate::cli::ServeArgs;
@@ -27,7 +26,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     let data_dir = &settings.store.data_dir;
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let store = open_store(&settings.store.store, data_dir)
         .await
         .with_context(|| format!("opening store {}", settings.store.display_store()))?;
@@ -51,19 +51,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let control = ControlPlane::new(store.clone(), Arc::new(SystemClock), config);
     let (default_app, created) = control.ensure_default_app().await?;
 
-    let mut registry = Registry::default();
-    let metrics = ControlMetrics::register(&mut registry);
-    let state = AppState {
-        control: control.clone(),
-        metrics,
-        registry: Arc::new(registry),
-    };
-    let app = http::service(http::router(state));
+    let app = control_api::http::app(control.clone(), Registry::default());
 
     let (cert, key, generated) = tls::certificate(settings.tls.clone(), data_dir)?;
     let rustls = RustlsConfig::from_pem_file(&cert, &key)
         .await
-        .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?;
+        .with_context(|| {
+            format!(
+                "loading TLS certificate {} and key {}",
+                cert.display(),
+                key.display()
+            )
+        })?;
 
     let http_handle = Handle::new();
     let https_handle = Handle::new();
@@ -172,8 +171,16 @@ struct Banner<'a> {
 fn print_banner(b: &Banner<'_>) {
     let http = reachable(b.http_addr);
     let https = reachable(b.https_addr);
-    let cert_note = if b.generated { "generated, self-signed" } else { "trust it with NODE_EXTRA_CA_CERTS if self-signed" };
-    let app_note = if b.app_created { "created now" } else { "existing" };
+    let cert_note = if b.generated {
+        "generated, self-signed"
+    } else {
+        "trust it with NODE_EXTRA_CA_CERTS if self-signed"
+    };
+    let app_note = if b.app_created {
+        "created now"
+    } else {
+        "existing"
+    };
     println!("Switchboard {}", env!("CARGO_PKG_VERSION"));
     println!("  REST API (HTTP)   http://{http}");
     println!("  REST API (HTTPS)  https://{https}");

@@ -59,7 +59,11 @@ impl ControlMetrics {
             "Sessions (application and user) that have not expired",
             metrics.sessions_active.clone(),
         );
-        registry.register("users", "Users across all applications", metrics.users.clone());
+        registry.register(
+            "users",
+            "Users across all applications",
+            metrics.users.clone(),
+        );
         metrics
     }
 }

@@ -33,7 +33,8 @@ impl SessionRequest {
     }
 
     fn required(&self, key: &str) -> Result<&str, DomainError> {
-        self.get(key).ok_or_else(|| DomainError::invalid(key, "is required"))
+        self.get(key)
+            .ok_or_else(|| DomainError::invalid(key, "is required"))
     }
 
     fn number(&self, key: &str) -> Result<i64, DomainError> {
@@ -69,14 +70,21 @@ impl Caller {
 impl ControlPlane {
     /// `POST /session.json`: verifies the signature, then opens an application session, or
     /// a user session when credentials are included.
-    pub async fn create_session(&self, req: &SessionRequest) -> Result<(Session, Option<User>), DomainError> {
+    pub async fn create_session(
+        &self,
+        req: &SessionRequest,
+    ) -> Result<(Session, Option<User>), DomainError> {
         let app_id = AppId(req.number("application_id")?);
         let auth_key = req.required("auth_key")?;
         let nonce = req.number("nonce")?;
         let timestamp = req.number("timestamp")?;
         let signature = req.required("signature")?;
 
-        let app = self.store.app(app_id).await?.ok_or(DomainError::BadSignature)?;
+        let app = self
+            .store
+            .app(app_id)
+            .await?
+            .ok_or(DomainError::BadSignature)?;
         let signed = signature::signed_string(&req.params);
         if app.auth_key != auth_key || !signature::verify(&app.auth_secret, &signed, signature) {
             return Err(DomainError::BadSignature);
@@ -93,7 +101,10 @@ impl ControlPlane {
         let user = match user_credentials(req) {
             Some((lookup, password)) => Some(self.check_password(app.id, &lookup, password).await?),
             None if req.get("provider").is_some() => {
-                return Err(DomainError::invalid("provider", "social login providers are not supported"))
+                return Err(DomainError::invalid(
+                    "provider",
+                    "social login providers are not supported",
+                ))
             }
             None => None,
         };
@@ -146,15 +157,25 @@ impl ControlPlane {
     }
 
     /// `POST /login.json`: upgrades the caller's session to a user session.
-    pub async fn login(&self, caller: &Caller, login: Option<&str>, email: Option<&str>, password: &str) -> Result<User, DomainError> {
+    pub async fn login(
+        &self,
+        caller: &Caller,
+        login: Option<&str>,
+        email: Option<&str>,
+        password: &str,
+    ) -> Result<User, DomainError> {
         let lookup = match (login, email) {
             (Some(login), _) => UserLookup::Login(login.to_string()),
             (None, Some(email)) => UserLookup::Email(email.to_lowercase()),
             (None, None) => return Err(DomainError::invalid("login", "or email is required")),
         };
-        let mut user = self.check_password(caller.app_id(), &lookup, password.to_string()).await?;
+        let mut user = self
+            .check_password(caller.app_id(), &lookup, password.to_string())
+            .await?;
         let now = self.now();
-        self.store.set_session_user(&caller.session.token, Some(user.id), now).await?;
+        self.store
+            .set_session_user(&caller.session.token, Some(user.id), now)
+            .await?;
         self.store.touch_user(user.app_id, user.id, now).await?;
         user.last_request_at = Some(now);
         Ok(user)
@@ -163,7 +184,10 @@ impl ControlPlane {
     /// `DELETE /login.json`: back to an application session.
     pub async fn logout(&self, caller: &Caller) -> Result<(), DomainError> {
         caller.require_user()?;
-        Ok(self.store.set_session_user(&caller.session.token, None, self.now()).await?)
+        Ok(self
+            .store
+            .set_session_user(&caller.session.token, None, self.now())
+            .await?)
     }
 
     pub async fn destroy_session(&self, caller: &Caller) -> Result<(), DomainError> {
@@ -179,7 +203,12 @@ impl ControlPlane {
         Ok(self.store.count_active_sessions(self.now()).await?)
     }
 
-    pub(crate) async fn check_password(&self, app: AppId, lookup: &UserLookup, password: String) -> Result<User, DomainError> {
+    pub(crate) async fn check_password(
+        &self,
+        app: AppId,
+        lookup: &UserLookup,
+        password: String,
+    ) -> Result<User, DomainError> {
         let Some((user, hash)) = self.store.user_credentials(app, lookup).await? else {
             password::verify_nothing(password).await;
             return Err(DomainError::Unauthorized);
@@ -204,7 +233,8 @@ fn user_credentials(req: &SessionRequest) -> Option<(UserLookup, String)> {
 /// The `QB-Token-ExpirationDate` header value: `YYYY-MM-DD HH:MM:SS UTC`, the only shape
 /// the SDK's date parsing accepts.
 pub fn expiration_header(expires_at: OffsetDateTime) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
     expires_at
         .to_offset(time::UtcOffset::UTC)
         .format(&format)

@@ -40,8 +40,12 @@ pub fn verify(secret: &str, signed: &str, signature_hex: &str) -> bool {
         return false;
     };
     match expected.len() {
-        20 => mac::<Hmac<Sha1>>(secret, signed).verify_slice(&expected).is_ok(),
-        32 => mac::<Hmac<Sha256>>(secret, signed).verify_slice(&expected).is_ok(),
+        20 => mac::<Hmac<Sha1>>(secret, signed)
+            .verify_slice(&expected)
+            .is_ok(),
+        32 => mac::<Hmac<Sha256>>(secret, signed)
+            .verify_slice(&expected)
+            .is_ok(),
         _ => false,
     }
 }
@@ -57,7 +61,8 @@ pub fn sign_sha256(secret: &str, signed: &str) -> String {
 
 fn mac<M: Mac + hmac::digest::KeyInit>(secret: &str, signed: &str) -> M {
     // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(secret.as_bytes()).expect("hmac key");
+    let mut mac =
+        <M as hmac::digest::KeyInit>::new_from_slice(secret.as_bytes()).expect("hmac key");
     mac.update(signed.as_bytes());
     mac
 }
@@ -67,7 +72,9 @@ mod tests {
     use super::*;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

@@ -64,7 +64,12 @@ pub trait Store: Send + Sync + 'static {
         user_id: Option<UserId>,
         now: OffsetDateTime,
     ) -> StoreResult<()>;
-    async fn extend_session(&self, token: &str, now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()>;
+    async fn extend_session(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()>;
     async fn delete_session(&self, token: &str) -> StoreResult<bool>;
     async fn delete_expired_sessions(&self, now: OffsetDateTime) -> StoreResult<u64>;
     async fn count_active_sessions(&self, now: OffsetDateTime) -> StoreResult<i64>;
@@ -87,13 +92,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<User>>;
     async fn user(&self, app: AppId, lookup: &UserLookup) -> StoreResult<Option<User>>;
     /// The user and their password hash, for credential checks.
-    async fn user_credentials(&self, app: AppId, lookup: &UserLookup) -> StoreResult<Option<(User, String)>>;
+    async fn user_credentials(
+        &self,
+        app: AppId,
+        lookup: &UserLookup,
+    ) -> StoreResult<Option<(User, String)>>;
     async fn delete_user(&self, app: AppId, id: UserId) -> StoreResult<bool>;
     /// One page of matching users and the total number of matches.
     async fn list_users(&self, app: AppId, query: &UserQuery) -> StoreResult<(Vec<User>, i64)>;
     async fn touch_user(&self, app: AppId, id: UserId, now: OffsetDateTime) -> StoreResult<()>;
     async fn count_users(&self) -> StoreResult<i64>;
 
-    /// Closes connections cleanly (checkpoints the SQLite WAL).
+    /// Closes every connection cleanly (SQLite then folds its WAL into the database file).
     async fn close(&self);
 }

@@ -184,7 +184,10 @@ pub fn split_filters(raw: &str) -> Vec<&str> {
     let mut start = 0;
     for (i, _) in raw.match_indices(',') {
         let rest = raw[i + 1..].trim_start();
-        if FILTER_TYPES.iter().any(|t| rest.starts_with(t) && rest[t.len()..].starts_with(' ')) {
+        if FILTER_TYPES
+            .iter()
+            .any(|t| rest.starts_with(t) && rest[t.len()..].starts_with(' '))
+        {
             parts.push(raw[start..i].trim());
             start = i + 1;
         }
@@ -205,7 +208,9 @@ pub fn parse_filter(filter: &str) -> Result<Condition, DomainError> {
     let field = UserField::parse(field).ok_or_else(|| bad("unknown field"))?;
     let op = FilterOp::parse(op).ok_or_else(|| bad("unknown operator"))?;
     let raw_values: Vec<&str> = match op {
-        FilterOp::In | FilterOp::Nin | FilterOp::Between => value.split(',').map(str::trim).collect(),
+        FilterOp::In | FilterOp::Nin | FilterOp::Between => {
+            value.split(',').map(str::trim).collect()
+        }
         _ => vec![value.trim()],
     };
     if op == FilterOp::Between && raw_values.len() != 2 {
@@ -241,7 +246,12 @@ pub fn unix_millis(t: OffsetDateTime) -> i64 {
 /// Parses `order`: `<asc|desc> <type> <field>` (the type word is unreliable in the SDK and
 /// ignored), or the short `<asc|desc> <field>`.
 pub fn parse_order(raw: &str) -> Result<Order, DomainError> {
-    let bad = || DomainError::invalid("order", format!("expected '<asc|desc> <type> <field>', got {raw:?}"));
+    let bad = || {
+        DomainError::invalid(
+            "order",
+            format!("expected '<asc|desc> <type> <field>', got {raw:?}"),
+        )
+    };
     let words: Vec<&str> = raw.split_whitespace().collect();
     let (direction, field) = match words.as_slice() {
         [d, _, f] | [d, f] => (*d, *f),
@@ -266,7 +276,10 @@ mod tests {
             split_filters("number id in 1,2,string login eq bob"),
             vec!["number id in 1,2", "string login eq bob"]
         );
-        assert_eq!(split_filters("string full_name eq a,b"), vec!["string full_name eq a,b"]);
+        assert_eq!(
+            split_filters("string full_name eq a,b"),
+            vec!["string full_name eq a,b"]
+        );
     }
 
     #[test]
@@ -274,7 +287,10 @@ mod tests {
         let c = parse_filter("number id in 1,2").unwrap();
         assert_eq!(c.field, UserField::Id);
         assert_eq!(c.op, FilterOp::In);
-        assert_eq!(c.values, vec![FilterValue::Integer(1), FilterValue::Integer(2)]);
+        assert_eq!(
+            c.values,
+            vec![FilterValue::Integer(1), FilterValue::Integer(2)]
+        );
         let c = parse_filter("date created_at gt 2024-01-01T00:00:00Z").unwrap();
         assert_eq!(c.values, vec![FilterValue::Integer(1_704_067_200_000)]);
     }

@@ -53,12 +53,21 @@ impl ControlPlane {
             .ok_or(DomainError::NotFound)
     }
 
-    pub async fn list_users(&self, caller: &Caller, query: &UserQuery) -> Result<(Vec<User>, i64), DomainError> {
+    pub async fn list_users(
+        &self,
+        caller: &Caller,
+        query: &UserQuery,
+    ) -> Result<(Vec<User>, i64), DomainError> {
         Ok(self.store.list_users(caller.app_id(), query).await?)
     }
 
     /// `PUT /users/{id}.json`: only the user themself; a new password needs the old one.
-    pub async fn update_user(&self, caller: &Caller, id: UserId, params: &UserParams) -> Result<User, DomainError> {
+    pub async fn update_user(
+        &self,
+        caller: &Caller,
+        id: UserId,
+        params: &UserParams,
+    ) -> Result<User, DomainError> {
         if caller.require_user()? != id {
             return Err(DomainError::Forbidden(NO_PERMISSION));
         }
@@ -87,14 +96,24 @@ impl ControlPlane {
             }
         };
         self.store
-            .update_user(caller.app_id(), id, &profile, new_hash.as_deref(), self.now())
+            .update_user(
+                caller.app_id(),
+                id,
+                &profile,
+                new_hash.as_deref(),
+                self.now(),
+            )
             .await
             .map_err(conflict_to_validation)?
             .ok_or(DomainError::NotFound)
     }
 
     /// `DELETE /users/{id}.json`: only the user themself; their sessions end with them.
-    pub async fn delete_user(&self, caller: &Caller, lookup: &UserLookup) -> Result<(), DomainError> {
+    pub async fn delete_user(
+        &self,
+        caller: &Caller,
+        lookup: &UserLookup,
+    ) -> Result<(), DomainError> {
         let me = caller.require_user()?;
         let target = self.user(caller, lookup).await?;
         if target.id != me {
@@ -128,9 +147,14 @@ fn apply_profile(profile: &mut UserProfile, params: &UserParams) -> Result<(), D
             "full_name" => check_len(key, value, MAX_FIELD_LEN).map(|_| profile.full_name = text()),
             "phone" => check_len(key, value, MAX_FIELD_LEN).map(|_| profile.phone = text()),
             "website" => check_len(key, value, MAX_FIELD_LEN).map(|_| profile.website = text()),
-            "facebook_id" => check_len(key, value, MAX_FIELD_LEN).map(|_| profile.facebook_id = text()),
-            "twitter_id" => check_len(key, value, MAX_FIELD_LEN).map(|_| profile.twitter_id = text()),
-            "custom_data" => check_len(key, raw, MAX_CUSTOM_DATA_LEN).map(|_| profile.custom_data = text().map(|_| raw.clone())),
+            "facebook_id" => {
+                check_len(key, value, MAX_FIELD_LEN).map(|_| profile.facebook_id = text())
+            }
+            "twitter_id" => {
+                check_len(key, value, MAX_FIELD_LEN).map(|_| profile.twitter_id = text())
+            }
+            "custom_data" => check_len(key, raw, MAX_CUSTOM_DATA_LEN)
+                .map(|_| profile.custom_data = text().map(|_| raw.clone())),
             "external_user_id" => optional_int(key, value).map(|v| profile.external_user_id = v),
             "blob_id" => optional_int(key, value).map(|v| profile.blob_id = v),
             "tag_list" => parse_tags(value).map(|tags| profile.tags = tags),
@@ -152,7 +176,10 @@ type FieldError = (String, String);
 
 fn check_len(key: &str, value: &str, max: usize) -> Result<(), FieldError> {
     if value.chars().count() > max {
-        return Err((key.to_string(), format!("is too long (maximum is {max} characters)")));
+        return Err((
+            key.to_string(),
+            format!("is too long (maximum is {max} characters)"),
+        ));
     }
     Ok(())
 }
@@ -160,9 +187,9 @@ fn check_len(key: &str, value: &str, max: usize) -> Result<(), FieldError> {
 fn check_email(value: &str) -> Result<(), FieldError> {
     check_len("email", value, MAX_FIELD_LEN)?;
     let valid = value.is_empty()
-        || value
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !value.contains(char::is_whitespace));
+        || value.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !value.contains(char::is_whitespace)
+        });
     if valid {
         Ok(())
     } else {
@@ -185,7 +212,10 @@ pub fn parse_tags(value: &str) -> Result<Vec<String>, FieldError> {
     let mut tags: Vec<String> = Vec::new();
     for tag in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         if tag.chars().count() > MAX_TAG_LEN {
-            return Err(("tag_list".into(), format!("has a tag longer than {MAX_TAG_LEN} characters")));
+            return Err((
+                "tag_list".into(),
+                format!("has a tag longer than {MAX_TAG_LEN} characters"),
+            ));
         }
         if !tags.iter().any(|t| t == tag) {
             tags.push(tag.to_string());

@@ -31,7 +31,10 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED,
                 json!({"errors": ["QB-Account-Key header is required"]}),
             ),
-            ApiError::RouteNotFound => (StatusCode::NOT_FOUND, json!({"errors": ["Resource not found"]})),
+            ApiError::RouteNotFound => (
+                StatusCode::NOT_FOUND,
+                json!({"errors": ["Resource not found"]}),
+            ),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 json!({"errors": ["Method not allowed for this resource"]}),
@@ -42,14 +45,23 @@ impl ApiError {
 
 fn domain_status_and_body(error: &DomainError) -> (StatusCode, Value) {
     match error {
-        DomainError::BadSignature => (StatusCode::UNPROCESSABLE_ENTITY, base_errors("Unexpected signature")),
-        DomainError::TokenRequired => (StatusCode::UNAUTHORIZED, json!({"errors": ["Token is required"]})),
+        DomainError::BadSignature => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            base_errors("Unexpected signature"),
+        ),
+        DomainError::TokenRequired => (
+            StatusCode::UNAUTHORIZED,
+            json!({"errors": ["Token is required"]}),
+        ),
         // The SDK's session-expired hook looks for exactly "session does not exist".
         DomainError::SessionNotFound => (
             StatusCode::UNAUTHORIZED,
             json!({"errors": ["Required session does not exist"]}),
         ),
-        DomainError::Unauthorized => (StatusCode::UNAUTHORIZED, json!({"errors": ["Unauthorized"]})),
+        DomainError::Unauthorized => (
+            StatusCode::UNAUTHORIZED,
+            json!({"errors": ["Unauthorized"]}),
+        ),
         DomainError::Forbidden(why) => (StatusCode::FORBIDDEN, json!({"errors": [why]})),
         DomainError::NotFound => (
             StatusCode::NOT_FOUND,
@@ -58,12 +70,17 @@ fn domain_status_and_body(error: &DomainError) -> (StatusCode, Value) {
         DomainError::Validation(fields) => {
             let mut errors = Map::new();
             for (field, message) in fields {
-                let entry = errors.entry(field.clone()).or_insert_with(|| Value::Array(Vec::new()));
+                let entry = errors
+                    .entry(field.clone())
+                    .or_insert_with(|| Value::Array(Vec::new()));
                 if let Value::Array(list) = entry {
                     list.push(Value::String(message.clone()));
                 }
             }
-            (StatusCode::UNPROCESSABLE_ENTITY, json!({ "errors": errors }))
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({ "errors": errors }),
+            )
         }
         DomainError::Unavailable => (
             StatusCode::SERVICE_UNAVAILABLE,

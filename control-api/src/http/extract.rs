@@ -27,7 +27,10 @@ pub struct QbParams(pub Vec<(String, String)>);
 
 impl QbParams {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A present, non-empty value.
@@ -36,7 +39,10 @@ impl QbParams {
     }
 
     pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The members of `prefix[...]`, keyed by member name (the last value wins).
@@ -44,7 +50,10 @@ impl QbParams {
         self.0
             .iter()
             .filter_map(|(k, v)| {
-                let member = k.strip_prefix(prefix)?.strip_prefix('[')?.strip_suffix(']')?;
+                let member = k
+                    .strip_prefix(prefix)?
+                    .strip_prefix('[')?
+                    .strip_suffix(']')?;
                 Some((member.to_string(), v.clone()))
             })
             .collect()
@@ -89,10 +98,12 @@ impl<S: Send + Sync> FromRequest<S> for QbParams {
             return Ok(Self(pairs));
         }
         if is_json {
-            let value: Value =
-                serde_json::from_slice(&body).map_err(|e| ApiError::Malformed(format!("invalid JSON body: {e}")))?;
+            let value: Value = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::Malformed(format!("invalid JSON body: {e}")))?;
             let Value::Object(members) = value else {
-                return Err(ApiError::Malformed("the JSON body must be an object".into()));
+                return Err(ApiError::Malformed(
+                    "the JSON body must be an object".into(),
+                ));
             };
             for (key, member) in members {
                 flatten_json(key, &member, &mut pairs);
@@ -139,7 +150,11 @@ enum SessionLookup {
 
 /// Resolves `QB-Token` once per request (sliding its expiry) and stamps
 /// `QB-Token-ExpirationDate` on the response.
-pub async fn resolve_session(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn resolve_session(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let token = req
         .headers()
         .get(TOKEN_HEADER)

@@ -10,6 +10,26 @@ mod routes;
 mod state;
 mod wire;
 
+use std::sync::Arc;
+
+use axum::Router;
+use prometheus_client::registry::Registry;
+
 pub use error::ApiError;
 pub use router::{router, service};
 pub use state::AppState;
+
+use crate::domain::ControlPlane;
+use crate::metrics::ControlMetrics;
+
+/// The complete REST face: registers the control plane's metrics into `registry` (where the
+/// process's other roles registered theirs) and serves it at `/metrics`.
+pub fn app(control: ControlPlane, mut registry: Registry) -> Router {
+    let metrics = ControlMetrics::register(&mut registry);
+    let state = AppState {
+        control,
+        metrics,
+        registry: Arc::new(registry),
+    };
+    service(router(state))
+}

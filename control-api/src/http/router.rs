@@ -28,7 +28,10 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::users::routes())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn_with_state(state.clone(), resolve_session))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            resolve_session,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
         .merge(routes::ops::routes())
         .with_state(state)
@@ -47,7 +50,13 @@ pub fn service(router: Router) -> Router {
 fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers([
             HeaderName::from_static("qb-token"),
             HeaderName::from_static("qb-os"),

@@ -7,8 +7,11 @@ use crate::domain::model::{Session, User};
 
 /// `2024-01-01T00:00:00Z`, the timestamp shape of QuickBlox objects.
 pub fn iso(t: OffsetDateTime) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    t.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_default()
 }
 
 pub fn session(s: &Session) -> Value {

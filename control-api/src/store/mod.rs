@@ -20,7 +20,10 @@ pub async fn open_store(spec: &str, data_dir: &Path) -> StoreResult<SqlStore> {
         let path = data_dir.join("switchboard.db");
         return SqlStore::open_sqlite(&path).await;
     }
-    if let Some(path) = spec.strip_prefix("sqlite://").or_else(|| spec.strip_prefix("sqlite:")) {
+    if let Some(path) = spec
+        .strip_prefix("sqlite://")
+        .or_else(|| spec.strip_prefix("sqlite:"))
+    {
         return SqlStore::open_sqlite(Path::new(path)).await;
     }
     if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {

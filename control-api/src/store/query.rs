@@ -85,12 +85,19 @@ fn push_condition(sql: &mut Sql, condition: &Condition) {
         FilterOp::Eq => "=",
         FilterOp::Ne => "<>",
         FilterOp::Between => {
-            sql.push(column).push(" BETWEEN ").bind(first()).push(" AND ");
+            sql.push(column)
+                .push(" BETWEEN ")
+                .bind(first())
+                .push(" AND ");
             sql.bind(Bind::from(&condition.values[1]));
             return;
         }
         FilterOp::In | FilterOp::Nin => {
-            let not = if condition.op == FilterOp::Nin { " NOT" } else { "" };
+            let not = if condition.op == FilterOp::Nin {
+                " NOT"
+            } else {
+                ""
+            };
             sql.push(column).push(not).push(" IN (");
             push_list(sql, condition.values.iter().map(Bind::from));
             sql.push(")");
@@ -110,5 +117,7 @@ fn push_list(sql: &mut Sql, values: impl Iterator<Item = Bind>) {
 }
 
 fn escape_like(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }

@@ -13,14 +13,16 @@ pub(crate) const USER_COLUMNS: &str = "id, app_id, login, email, full_name, phon
 pub(crate) const SESSION_COLUMNS: &str =
     "id, oid, token, app_id, user_id, nonce, ts, created_at, updated_at, expires_at";
 
-pub(crate) const APP_COLUMNS: &str = "id, name, auth_key, auth_secret, account_key, is_default, created_at";
+pub(crate) const APP_COLUMNS: &str =
+    "id, name, auth_key, auth_secret, account_key, is_default, created_at";
 
 pub(crate) fn millis(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 pub(crate) fn from_millis(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 pub(crate) fn app(row: &AnyRow) -> sqlx::Result<App> {
@@ -66,10 +68,16 @@ pub(crate) fn user(row: &AnyRow) -> sqlx::Result<User> {
             twitter_id: row.try_get("twitter_id")?,
             blob_id: row.try_get("blob_id")?,
             custom_data: row.try_get("custom_data")?,
-            tags: tags.split(',').filter(|t| !t.is_empty()).map(String::from).collect(),
+            tags: tags
+                .split(',')
+                .filter(|t| !t.is_empty())
+                .map(String::from)
+                .collect(),
         },
         created_at: from_millis(row.try_get("created_at")?),
         updated_at: from_millis(row.try_get("updated_at")?),
-        last_request_at: row.try_get::<Option<i64>, _>("last_request_at")?.map(from_millis),
+        last_request_at: row
+            .try_get::<Option<i64>, _>("last_request_at")?
+            .map(from_millis),
     })
 }

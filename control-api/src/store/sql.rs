@@ -4,7 +4,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::query::Query;
 use sqlx::{AnyPool, Executor, Row};
 use time::OffsetDateTime;
 
@@ -80,7 +81,12 @@ impl SqlStore {
         self.engine
     }
 
-    async fn one_user(&self, app: AppId, lookup: &UserLookup, columns: &str) -> StoreResult<Option<AnyRow>> {
+    async fn one_user(
+        &self,
+        app: AppId,
+        lookup: &UserLookup,
+        columns: &str,
+    ) -> StoreResult<Option<AnyRow>> {
         let mut sql = Sql::default();
         sql.push(&format!("SELECT {columns} FROM users WHERE app_id = "))
             .bind(Bind::Int(app.0))
@@ -94,7 +100,10 @@ impl SqlStore {
             UserLookup::Phone(v) => ("phone", Bind::Text(v.clone())),
             UserLookup::ExternalId(v) => ("external_user_id", Bind::Int(*v)),
         };
-        sql.push(column).push(" = ").bind(value).push(" ORDER BY id LIMIT 1");
+        sql.push(column)
+            .push(" = ")
+            .bind(value)
+            .push(" ORDER BY id LIMIT 1");
         Ok(sql.query().fetch_optional(&self.pool).await?)
     }
 }
@@ -114,8 +123,23 @@ fn conflict(err: sqlx::Error) -> StoreError {
     StoreError::Database(err)
 }
 
-fn tags_text(profile: &UserProfile) -> String {
-    profile.tags.join(",")
+/// Binds the eleven profile columns in the order both user statements list them.
+fn bind_profile<'q>(
+    query: Query<'q, sqlx::Any, AnyArguments<'q>>,
+    p: &UserProfile,
+) -> Query<'q, sqlx::Any, AnyArguments<'q>> {
+    query
+        .bind(p.login.clone())
+        .bind(p.email.clone())
+        .bind(p.full_name.clone())
+        .bind(p.phone.clone())
+        .bind(p.website.clone())
+        .bind(p.external_user_id)
+        .bind(p.facebook_id.clone())
+        .bind(p.twitter_id.clone())
+        .bind(p.blob_id)
+        .bind(p.custom_data.clone())
+        .bind(p.tags.join(","))
 }
 
 async fn write_tags(
@@ -160,7 +184,10 @@ impl Store for SqlStore {
 
     async fn app(&self, id: AppId) -> StoreResult<Option<App>> {
         let sql = format!("SELECT {APP_COLUMNS} FROM apps WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id.0).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(rows::app).transpose()?)
     }
 
@@ -174,7 +201,8 @@ impl Store for SqlStore {
     }
 
     async fn default_app(&self) -> StoreResult<Option<App>> {
-        let sql = format!("SELECT {APP_COLUMNS} FROM apps WHERE is_default = 1 ORDER BY id LIMIT 1");
+        let sql =
+            format!("SELECT {APP_COLUMNS} FROM apps WHERE is_default = 1 ORDER BY id LIMIT 1");
         let row = sqlx::query(&sql).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(rows::app).transpose()?)
     }
@@ -230,7 +258,12 @@ impl Store for SqlStore {
         Ok(row.as_ref().map(rows::session).transpose()?)
     }
 
-    async fn set_session_user(&self, token: &str, user_id: Option<UserId>, now: OffsetDateTime) -> StoreResult<()> {
+    async fn set_session_user(
+        &self,
+        token: &str,
+        user_id: Option<UserId>,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
         sqlx::query("UPDATE sessions SET user_id = $1, updated_at = $2 WHERE token = $3")
             .bind(user_id.map(|u| u.0))
             .bind(millis(now))
@@ -240,7 +273,12 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn extend_session(&self, token: &str, now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()> {
+    async fn extend_session(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()> {
         sqlx::query("UPDATE sessions SET updated_at = $1, expires_at = $2 WHERE token = $3")
             .bind(millis(now))
             .bind(millis(expires_at))
@@ -274,26 +312,20 @@ impl Store for SqlStore {
         Ok(row.try_get("n")?)
     }
 
-    async fn insert_user(&self, app: AppId, p: &UserProfile, password_hash: &str, now: OffsetDateTime) -> StoreResult<User> {
+    async fn insert_user(
+        &self,
+        app: AppId,
+        p: &UserProfile,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<User> {
         let mut tx = self.pool.begin().await?;
         let sql = format!(
             "INSERT INTO users (app_id, login, email, full_name, phone, website, external_user_id, \
              facebook_id, twitter_id, blob_id, custom_data, tags, password_hash, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING {USER_COLUMNS}"
         );
-        let row = sqlx::query(&sql)
-            .bind(app.0)
-            .bind(p.login.clone())
-            .bind(p.email.clone())
-            .bind(p.full_name.clone())
-            .bind(p.phone.clone())
-            .bind(p.website.clone())
-            .bind(p.external_user_id)
-            .bind(p.facebook_id.clone())
-            .bind(p.twitter_id.clone())
-            .bind(p.blob_id)
-            .bind(p.custom_data.clone())
-            .bind(tags_text(p))
+        let row = bind_profile(sqlx::query(&sql).bind(app.0), p)
             .bind(password_hash.to_string())
             .bind(millis(now))
             .fetch_one(&mut *tx)
@@ -320,18 +352,7 @@ impl Store for SqlStore {
              tags = $11, password_hash = COALESCE($12, password_hash), updated_at = $13 \
              WHERE app_id = $14 AND id = $15 RETURNING {USER_COLUMNS}"
         );
-        let row = sqlx::query(&sql)
-            .bind(p.login.clone())
-            .bind(p.email.clone())
-            .bind(p.full_name.clone())
-            .bind(p.phone.clone())
-            .bind(p.website.clone())
-            .bind(p.external_user_id)
-            .bind(p.facebook_id.clone())
-            .bind(p.twitter_id.clone())
-            .bind(p.blob_id)
-            .bind(p.custom_data.clone())
-            .bind(tags_text(p))
+        let row = bind_profile(sqlx::query(&sql), p)
             .bind(password_hash.map(str::to_string))
             .bind(millis(now))
             .bind(app.0)
@@ -353,7 +374,11 @@ impl Store for SqlStore {
         Ok(row.as_ref().map(rows::user).transpose()?)
     }
 
-    async fn user_credentials(&self, app: AppId, lookup: &UserLookup) -> StoreResult<Option<(User, String)>> {
+    async fn user_credentials(
+        &self,
+        app: AppId,
+        lookup: &UserLookup,
+    ) -> StoreResult<Option<(User, String)>> {
         let columns = format!("{USER_COLUMNS}, password_hash");
         let Some(row) = self.one_user(app, lookup, &columns).await? else {
             return Ok(None);
@@ -389,12 +414,18 @@ impl Store for SqlStore {
         page.push(&format!("SELECT {USER_COLUMNS} FROM users"));
         push_user_filter(&mut page, app.0, query);
         let column = query.order.field.column();
-        let direction = if query.order.descending { "DESC" } else { "ASC" };
+        let direction = if query.order.descending {
+            "DESC"
+        } else {
+            "ASC"
+        };
         // Nulls last on both engines (their defaults differ).
-        page.push(&format!(" ORDER BY {column} IS NULL, {column} {direction}, id ASC LIMIT "))
-            .bind(Bind::Int(query.limit))
-            .push(" OFFSET ")
-            .bind(Bind::Int(query.offset));
+        page.push(&format!(
+            " ORDER BY {column} IS NULL, {column} {direction}, id ASC LIMIT "
+        ))
+        .bind(Bind::Int(query.limit))
+        .push(" OFFSET ")
+        .bind(Bind::Int(query.offset));
         let rows = page.query().fetch_all(&self.pool).await?;
         let users = rows.iter().map(rows::user).collect::<Result<_, _>>()?;
         Ok((users, total))
@@ -411,15 +442,14 @@ impl Store for SqlStore {
     }
 
     async fn count_users(&self) -> StoreResult<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get("n")?)
     }
 
     async fn close(&self) {
-        if self.engine == Engine::Sqlite {
-            // Fold the WAL back into the database file so a stopped server leaves one file.
-            let _ = self.pool.execute("PRAGMA wal_checkpoint(TRUNCATE)").await;
-        }
+        // SQLite checkpoints and removes the WAL when its last connection closes.
         self.pool.close().await;
     }
 }

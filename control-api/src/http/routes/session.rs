@@ -22,7 +22,11 @@ pub fn routes() -> Router<AppState> {
 async fn create(State(state): State<AppState>, params: QbParams) -> ApiResult<Response> {
     let request = SessionRequest { params: params.0 };
     let (session, _user) = state.control.create_session(&request).await?;
-    let mut response = (StatusCode::CREATED, Json(json!({ "session": wire::session(&session) }))).into_response();
+    let mut response = (
+        StatusCode::CREATED,
+        Json(json!({ "session": wire::session(&session) })),
+    )
+        .into_response();
     if let Ok(value) = HeaderValue::from_str(&expiration_header(session.expires_at)) {
         response.headers_mut().insert(EXPIRATION_HEADER, value);
     }
@@ -38,11 +42,20 @@ async fn destroy(State(state): State<AppState>, caller: Caller) -> ApiResult<Sta
     Ok(StatusCode::OK)
 }
 
-async fn login(State(state): State<AppState>, caller: Caller, params: QbParams) -> ApiResult<impl IntoResponse> {
+async fn login(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: QbParams,
+) -> ApiResult<impl IntoResponse> {
     let password = params.get("password").unwrap_or_default();
     let user = state
         .control
-        .login(&caller, params.value("login"), params.value("email"), password)
+        .login(
+            &caller,
+            params.value("login"),
+            params.value("email"),
+            password,
+        )
         .await?;
     Ok((StatusCode::ACCEPTED, Json(wire::wrapped_user(&user))))
 }

@@ -27,16 +27,30 @@ pub fn routes() -> Router<AppState> {
         .route("/users/phone", get(by_phone))
         .route("/users/by_full_name", get(by_full_name))
         .route("/users/by_tags", get(by_tags))
-        .route("/users/external/{id}", get(by_external).delete(delete_external))
+        .route(
+            "/users/external/{id}",
+            get(by_external).delete(delete_external),
+        )
         .route("/users/{id}", get(show).put(update).delete(delete))
 }
 
-async fn create(State(state): State<AppState>, caller: Caller, params: QbParams) -> ApiResult<impl IntoResponse> {
-    let user = state.control.sign_up(&caller, &params.user_params()).await?;
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: QbParams,
+) -> ApiResult<impl IntoResponse> {
+    let user = state
+        .control
+        .sign_up(&caller, &params.user_params())
+        .await?;
     Ok((StatusCode::CREATED, Json(wire::wrapped_user(&user))))
 }
 
-async fn list(State(state): State<AppState>, caller: Caller, params: QbParams) -> ApiResult<Json<Value>> {
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: QbParams,
+) -> ApiResult<Json<Value>> {
     let mut query = UserQuery::default();
     for raw in params.all("filter[]").chain(params.all("filter")) {
         for filter in user_query::split_filters(raw) {
@@ -49,7 +63,11 @@ async fn list(State(state): State<AppState>, caller: Caller, params: QbParams) -
     paged(&state, &caller, &params, query).await
 }
 
-async fn by_tags(State(state): State<AppState>, caller: Caller, params: QbParams) -> ApiResult<Json<Value>> {
+async fn by_tags(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: QbParams,
+) -> ApiResult<Json<Value>> {
     let raw = params
         .value("tags")
         .ok_or_else(|| DomainError::invalid("tags", "is required"))?;
@@ -61,7 +79,11 @@ async fn by_tags(State(state): State<AppState>, caller: Caller, params: QbParams
     paged(&state, &caller, &params, query).await
 }
 
-async fn by_full_name(State(state): State<AppState>, caller: Caller, params: QbParams) -> ApiResult<Json<Value>> {
+async fn by_full_name(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: QbParams,
+) -> ApiResult<Json<Value>> {
     let name = params
         .value("full_name")
         .ok_or_else(|| DomainError::invalid("full_name", "is required"))?;
@@ -72,9 +94,16 @@ async fn by_full_name(State(state): State<AppState>, caller: Caller, params: QbP
     paged(&state, &caller, &params, query).await
 }
 
-async fn paged(state: &AppState, caller: &Caller, params: &QbParams, mut query: UserQuery) -> ApiResult<Json<Value>> {
+async fn paged(
+    state: &AppState,
+    caller: &Caller,
+    params: &QbParams,
+    mut query: UserQuery,
+) -> ApiResult<Json<Value>> {
     let page = params.positive("page", 1)?;
-    let per_page = params.positive("per_page", DEFAULT_PER_PAGE)?.min(MAX_PER_PAGE);
+    let per_page = params
+        .positive("per_page", DEFAULT_PER_PAGE)?
+        .min(MAX_PER_PAGE);
     query.limit = per_page;
     query.offset = (page - 1).saturating_mul(per_page);
     let (users, total) = state.control.list_users(caller, &query).await?;
@@ -87,7 +116,9 @@ async fn find(state: &AppState, caller: &Caller, lookup: UserLookup) -> ApiResul
 }
 
 fn required<'a>(params: &'a QbParams, key: &str) -> Result<&'a str, DomainError> {
-    params.value(key).ok_or_else(|| DomainError::invalid(key, "is required"))
+    params
+        .value(key)
+        .ok_or_else(|| DomainError::invalid(key, "is required"))
 }
 
 /// A path id that is not a number names no user.
@@ -95,36 +126,64 @@ fn user_id(raw: &str) -> Result<UserId, DomainError> {
     raw.parse().map(UserId).map_err(|_| DomainError::NotFound)
 }
 
-async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     find(&state, &caller, UserLookup::Id(user_id(&id)?)).await
 }
 
-async fn by_login(State(state): State<AppState>, caller: Caller, params: QbParams) -> ApiResult<Json<Value>> {
+async fn by_login(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: QbParams,
+) -> ApiResult<Json<Value>> {
     let login = required(&params, "login")?.to_string();
     find(&state, &caller, UserLookup::Login(login)).await
 }
 
-async fn by_email(State(state): State<AppState>, caller: Caller, params: QbParams) -> ApiResult<Json<Value>> {
+async fn by_email(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: QbParams,
+) -> ApiResult<Json<Value>> {
     let email = required(&params, "email")?.to_lowercase();
     find(&state, &caller, UserLookup::Email(email)).await
 }
 
-async fn by_facebook_id(State(state): State<AppState>, caller: Caller, params: QbParams) -> ApiResult<Json<Value>> {
+async fn by_facebook_id(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: QbParams,
+) -> ApiResult<Json<Value>> {
     let id = required(&params, "facebook_id")?.to_string();
     find(&state, &caller, UserLookup::FacebookId(id)).await
 }
 
-async fn by_twitter_id(State(state): State<AppState>, caller: Caller, params: QbParams) -> ApiResult<Json<Value>> {
+async fn by_twitter_id(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: QbParams,
+) -> ApiResult<Json<Value>> {
     let id = required(&params, "twitter_id")?.to_string();
     find(&state, &caller, UserLookup::TwitterId(id)).await
 }
 
-async fn by_phone(State(state): State<AppState>, caller: Caller, params: QbParams) -> ApiResult<Json<Value>> {
+async fn by_phone(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: QbParams,
+) -> ApiResult<Json<Value>> {
     let phone = required(&params, "phone")?.to_string();
     find(&state, &caller, UserLookup::Phone(phone)).await
 }
 
-async fn by_external(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn by_external(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let id = id.parse().map_err(|_| DomainError::NotFound)?;
     find(&state, &caller, UserLookup::ExternalId(id)).await
 }
@@ -142,13 +201,27 @@ async fn update(
     Ok(Json(wire::wrapped_user(&user)))
 }
 
-async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    state.control.delete_user(&caller, &UserLookup::Id(user_id(&id)?)).await?;
+async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state
+        .control
+        .delete_user(&caller, &UserLookup::Id(user_id(&id)?))
+        .await?;
     Ok(StatusCode::OK)
 }
 
-async fn delete_external(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_external(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let id = id.parse().map_err(|_| DomainError::NotFound)?;
-    state.control.delete_user(&caller, &UserLookup::ExternalId(id)).await?;
+    state
+        .control
+        .delete_user(&caller, &UserLookup::ExternalId(id))
+        .await?;
     Ok(StatusCode::OK)
 }

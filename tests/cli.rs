@@ -1,0 +1,284 @@
+//! The `switchboard` binary end to end: app management, serving over TLS with a generated
+//! certificate, config sources, graceful shutdown and restart on the same data.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use control_api::domain::signature;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+/// Guards against a hung child only; no assertion depends on it.
+const STARTUP_LIMIT: Duration = Duration::from_secs(60);
+
+fn switchboard(args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command.args(args);
+    // Settings must come from the test alone, not from the developer's environment.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SWITCHBOARD_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+fn run(args: &[&str]) -> Output {
+    switchboard(args).output().expect("run switchboard")
+}
+
+fn stdout_json(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+}
+
+/// A running `serve` and what its banner said.
+struct Server {
+    child: Child,
+    banner: HashMap<String, String>,
+    lines: Vec<String>,
+}
+
+impl Server {
+    fn start(command: &mut Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut lines = Vec::new();
+        loop {
+            let line = rx
+                .recv_timeout(STARTUP_LIMIT)
+                .expect("serve printed its banner");
+            if line == "Switchboard ready" {
+                break;
+            }
+            lines.push(line);
+        }
+        let banner = lines
+            .iter()
+            .filter_map(|l| {
+                let (label, value) = l.trim().split_once("  ")?;
+                Some((label.trim().to_string(), value.trim().to_string()))
+            })
+            .collect();
+        Self {
+            child,
+            banner,
+            lines,
+        }
+    }
+
+    fn get(&self, label: &str) -> &str {
+        self.banner
+            .get(label)
+            .unwrap_or_else(|| panic!("banner has no {label:?}: {:?}", self.lines))
+    }
+
+    fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let exit = self.child.wait().expect("wait");
+        assert!(exit.success(), "serve exited with {exit}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn serve_in(dir: &Path) -> Command {
+    let mut command = switchboard(&[
+        "serve",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--http-addr",
+        "127.0.0.1:0",
+        "--https-addr",
+        "127.0.0.1:0",
+    ]);
+    command.env("RUST_LOG", "warn");
+    command
+}
+
+#[test]
+fn app_commands_manage_applications() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let created = stdout_json(&run(&[
+        "app",
+        "create",
+        "--name",
+        "Acme",
+        "--json",
+        "--data-dir",
+        data,
+    ]));
+    for key in ["application_id", "auth_key", "auth_secret", "account_key"] {
+        assert!(!created[key].is_null(), "{key} missing in {created}");
+    }
+    let list = stdout_json(&run(&["app", "list", "--json", "--data-dir", data]));
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["name"] == "Acme" && a["auth_key"] == created["auth_key"]));
+
+    let human = run(&["app", "list", "--data-dir", data]);
+    assert!(
+        String::from_utf8_lossy(&human.stdout).contains(created["auth_secret"].as_str().unwrap())
+    );
+
+    let id = created["application_id"].to_string();
+    assert!(run(&["app", "delete", &id, "--data-dir", data])
+        .status
+        .success());
+    let list = stdout_json(&run(&["app", "list", "--json", "--data-dir", data]));
+    assert!(list.as_array().unwrap().iter().all(|a| a["name"] != "Acme"));
+
+    let missing = run(&["app", "delete", "999", "--data-dir", data]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no application with id 999"));
+}
+
+#[tokio::test]
+async fn serves_the_api_over_tls_and_restarts_on_the_same_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&mut serve_in(dir.path()));
+    let cert_line = server.get("TLS certificate").to_string();
+    assert!(cert_line.contains("generated"), "{cert_line}");
+    let cert_path = dir.path().join("tls/cert.pem");
+    assert!(cert_line.starts_with(cert_path.to_str().unwrap()));
+    let https = server.get("REST API (HTTPS)").to_string();
+    let http = server.get("REST API (HTTP)").to_string();
+    let app_id: i64 = server.get("application id").parse().unwrap();
+    let auth_key = server.get("auth key").to_string();
+    let auth_secret = server.get("auth secret").to_string();
+
+    let cert = reqwest::Certificate::from_pem(&std::fs::read(&cert_path).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(cert)
+        .build()
+        .unwrap();
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let mut params = vec![
+        ("application_id".to_string(), app_id.to_string()),
+        ("auth_key".to_string(), auth_key.clone()),
+        ("nonce".to_string(), "1".to_string()),
+        ("timestamp".to_string(), timestamp),
+    ];
+    let signed = signature::signed_string(&params);
+    params.push((
+        "signature".into(),
+        signature::sign_sha1(&auth_secret, &signed),
+    ));
+    let response = client
+        .post(format!("{https}/session.json"))
+        .form(&params)
+        .send()
+        .await
+        .expect("TLS request with the generated certificate trusted");
+    assert_eq!(response.status(), 201);
+    assert!(response.headers().contains_key("qb-token-expirationdate"));
+    let body: Value = response.json().await.unwrap();
+    assert!(body["session"]["token"].is_string());
+
+    let health: Value = reqwest::get(format!("{http}/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    let metrics = reqwest::get(format!("{http}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("switchboard_sessions_active 1"),
+        "{metrics}"
+    );
+
+    // The CLI works beside a running server on the same database.
+    let data = dir.path().to_str().unwrap();
+    let created = stdout_json(&run(&[
+        "app",
+        "create",
+        "--name",
+        "second",
+        "--json",
+        "--data-dir",
+        data,
+    ]));
+    assert!(created["application_id"].as_i64().unwrap() > app_id);
+
+    server.stop();
+
+    let again = Server::start(&mut serve_in(dir.path()));
+    assert!(
+        again
+            .lines
+            .iter()
+            .any(|l| l.contains("Default application (existing)")),
+        "{:?}",
+        again.lines
+    );
+    assert_eq!(again.get("auth key"), auth_key);
+    assert!(!again.get("TLS certificate").contains("generated"));
+    again.stop();
+}
+
+#[test]
+fn settings_come_from_the_config_file_and_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("from-file");
+    let config = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\nhttp_addr = \"127.0.0.1:0\"\nhttps_addr = \"127.0.0.1:0\"\nxmpp_domain = \"chat.example\"\n",
+            data.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut command = switchboard(&["--config", config.to_str().unwrap()]);
+    command.env("SWITCHBOARD_PUBLIC_API_URL", "https://api.example:9443");
+    let server = Server::start(&mut command);
+    assert!(server.get("store").starts_with(data.to_str().unwrap()));
+    assert_eq!(server.get("announced API"), "https://api.example:9443");
+    server.stop();
+
+    std::fs::write(&config, "http_adress = \"127.0.0.1:0\"\n").unwrap();
+    let output = run(&["serve", "--config", config.to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("http_adress"));
+}
