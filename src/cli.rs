@@ -51,6 +51,14 @@ pub struct StoreArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArgs,
+    /// Roles this process plays, comma-separated [default: all of them].
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ROLES",
+        value_name = "ROLES",
+        value_delimiter = ','
+    )]
+    pub roles: Option<Vec<crate::roles::Role>>,
     /// Plain-HTTP listener for the REST API, /metrics and /health [default: 127.0.0.1:8080].
     #[arg(long, env = "SWITCHBOARD_HTTP_ADDR", value_name = "ADDR")]
     pub http_addr: Option<SocketAddr>,

@@ -8,6 +8,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::cli::{LogFormat, ServeArgs, StoreArgs};
+use crate::roles::Role;
 
 /// The TOML file; every key is optional and documented in README.md.
 #[derive(Debug, Default, Deserialize)]
@@ -15,6 +16,7 @@ use crate::cli::{LogFormat, ServeArgs, StoreArgs};
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub store: Option<String>,
+    pub roles: Option<Vec<Role>>,
     pub http_addr: Option<SocketAddr>,
     pub https_addr: Option<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
@@ -85,6 +87,7 @@ impl StoreSettings {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub store: StoreSettings,
+    pub roles: Vec<Role>,
     pub http_addr: SocketAddr,
     pub https_addr: SocketAddr,
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -111,6 +114,11 @@ impl Settings {
         };
         let settings = Self {
             store: StoreSettings::resolve(&args.store, &file),
+            roles: args
+                .roles
+                .clone()
+                .or(file.roles.clone())
+                .unwrap_or_else(|| Role::ALL.to_vec()),
             http_addr: args.http_addr.or(file.http_addr).unwrap_or(local(8080)),
             https_addr: args.https_addr.or(file.https_addr).unwrap_or(local(8443)),
             tls,
@@ -132,7 +140,12 @@ impl Settings {
         Ok(settings)
     }
 
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.roles.is_empty(), "roles must name at least one role");
         anyhow::ensure!(
             !self.session_ttl.is_zero(),
             "session_ttl_secs must be positive"

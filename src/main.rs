@@ -6,6 +6,7 @@
 mod apps_cmd;
 mod cli;
 mod config;
+mod roles;
 mod serve;
 mod telemetry;
 mod tls;

@@ -1,20 +1,18 @@
-//! `switchboard serve`: opens the store, binds every face, prints where they listen, and
-//! shuts down gracefully on SIGINT/SIGTERM.
+//! `switchboard serve`: opens the store, starts every configured role, prints where each
+//! face listens, and shuts down gracefully on SIGINT/SIGTERM.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum_server::tls_rustls::RustlsConfig;
-use axum_server::Handle;
 use control_api::domain::model::App;
 use control_api::{open_store, ControlConfig, ControlPlane, Store, SystemClock};
 use prometheus_client::registry::Registry;
 
 use crate::cli::ServeArgs;
 use crate::config::Settings;
-use crate::{telemetry, tls};
+use crate::roles::{self, Role, Running, Shutdown};
+use crate::telemetry;
 
 /// How often expired sessions are removed from the store.
 const SESSION_PURGE_INTERVAL: Duration = Duration::from_secs(600);
@@ -33,15 +31,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("opening store {}", settings.store.display_store()))?;
     let store: Arc<dyn Store> = Arc::new(store);
 
-    let http_listener = bind(settings.http_addr)?;
-    let https_listener = bind(settings.https_addr)?;
-    let http_addr = http_listener.local_addr()?;
-    let https_addr = https_listener.local_addr()?;
-
+    let listeners = roles::api::bind(&settings)?;
     let public_api_url = settings
         .public_api_url
         .clone()
-        .unwrap_or_else(|| format!("https://{}", reachable(https_addr)));
+        .unwrap_or_else(|| format!("https://{}", roles::api::reachable(listeners.https_addr)));
     let config = ControlConfig {
         session_ttl: settings.session_ttl,
         signature_max_skew: settings.signature_max_skew,
@@ -50,70 +44,60 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let control = ControlPlane::new(store.clone(), Arc::new(SystemClock), config);
     let (default_app, created) = control.ensure_default_app().await?;
+    let certificate = roles::api::certificate(&settings)?;
 
-    let app = control_api::http::app(control.clone(), Registry::default());
-
-    let (cert, key, generated) = tls::certificate(settings.tls.clone(), data_dir)?;
-    let rustls = RustlsConfig::from_pem_file(&cert, &key)
-        .await
-        .with_context(|| {
-            format!(
-                "loading TLS certificate {} and key {}",
-                cert.display(),
-                key.display()
+    let (stop, shutdown) = Shutdown::new();
+    let registry = Registry::default();
+    // Roles with WebSocket faces register their metrics into `registry` and hand their
+    // routes to the api role here, before it starts.
+    let extra_routes = Vec::new();
+    let mut running: Vec<Running> = Vec::new();
+    if settings.has_role(Role::Api) {
+        running.push(
+            roles::api::start(
+                &settings,
+                listeners,
+                &certificate,
+                control.clone(),
+                registry,
+                extra_routes,
+                shutdown.clone(),
             )
-        })?;
-
-    let http_handle = Handle::new();
-    let https_handle = Handle::new();
-    let http_server = tokio::spawn(
-        axum_server::from_tcp(http_listener)
-            .handle(http_handle.clone())
-            .serve(app.clone().into_make_service()),
-    );
-    let https_server = tokio::spawn(
-        axum_server::from_tcp_rustls(https_listener, rustls)
-            .handle(https_handle.clone())
-            .serve(app.into_make_service()),
-    );
+            .await?,
+        );
+    }
     let purger = tokio::spawn(purge_sessions(control.clone()));
 
     print_banner(&Banner {
-        http_addr,
-        https_addr,
-        cert: &cert,
-        generated,
+        running: &running,
+        certificate: &certificate,
         store: &settings.store.display_store(),
         public_api_url: &public_api_url,
         app: &default_app,
         app_created: created,
     });
-    tracing::info!(%http_addr, %https_addr, "switchboard ready");
+    let names: Vec<_> = running.iter().map(|r| r.role).collect();
+    tracing::info!(roles = ?names, "switchboard ready");
 
     shutdown_signal().await;
-    tracing::info!(grace = ?settings.shutdown_grace, "shutting down: finishing in-flight requests");
-    http_handle.graceful_shutdown(Some(settings.shutdown_grace));
-    https_handle.graceful_shutdown(Some(settings.shutdown_grace));
+    tracing::info!(grace = ?settings.shutdown_grace, "shutting down: finishing in-flight work");
+    let _ = stop.send(true);
     purger.abort();
-    http_server.await?.context("HTTP listener")?;
-    https_server.await?.context("HTTPS listener")?;
+    let mut failed = None;
+    for role in running {
+        match role.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failed = Some(e.context(format!("role {}", role.role))),
+            Err(e) => failed = Some(anyhow::Error::new(e).context(format!("role {}", role.role))),
+        }
+    }
     store.close().await;
-    tracing::info!("stopped");
-    Ok(())
-}
-
-fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
-}
-
-/// An address a local client can dial: a wildcard bind is reachable on loopback.
-fn reachable(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
-    } else {
-        addr
+    match failed {
+        Some(e) => Err(e),
+        None => {
+            tracing::info!("stopped");
+            Ok(())
+        }
     }
 }
 
@@ -157,10 +141,8 @@ async fn shutdown_signal() {
 }
 
 struct Banner<'a> {
-    http_addr: SocketAddr,
-    https_addr: SocketAddr,
-    cert: &'a std::path::Path,
-    generated: bool,
+    running: &'a [Running],
+    certificate: &'a roles::api::Certificate,
     store: &'a str,
     public_api_url: &'a str,
     app: &'a App,
@@ -168,10 +150,9 @@ struct Banner<'a> {
 }
 
 /// The startup banner on stdout: every face's URL and the default app's credentials.
+/// Tests and scripts parse it: `label  value` lines, then `Switchboard ready` last.
 fn print_banner(b: &Banner<'_>) {
-    let http = reachable(b.http_addr);
-    let https = reachable(b.https_addr);
-    let cert_note = if b.generated {
+    let cert_note = if b.certificate.generated {
         "generated, self-signed"
     } else {
         "trust it with NODE_EXTRA_CA_CERTS if self-signed"
@@ -182,17 +163,22 @@ fn print_banner(b: &Banner<'_>) {
         "existing"
     };
     println!("Switchboard {}", env!("CARGO_PKG_VERSION"));
-    println!("  REST API (HTTP)   http://{http}");
-    println!("  REST API (HTTPS)  https://{https}");
-    println!("  announced API     {}", b.public_api_url);
-    println!("  metrics           http://{http}/metrics");
-    println!("  health            http://{http}/health");
-    println!("  TLS certificate   {}  ({cert_note})", b.cert.display());
-    println!("  store             {}", b.store);
+    for role in b.running {
+        for (label, value) in &role.banner {
+            println!("  {label:<17} {value}");
+        }
+    }
+    println!("  {:<17} {}", "announced API", b.public_api_url);
+    println!(
+        "  {:<17} {}  ({cert_note})",
+        "TLS certificate",
+        b.certificate.cert.display()
+    );
+    println!("  {:<17} {}", "store", b.store);
     println!("Default application ({app_note})");
-    println!("  application id    {}", b.app.id);
-    println!("  auth key          {}", b.app.auth_key);
-    println!("  auth secret       {}", b.app.auth_secret);
-    println!("  account key       {}", b.app.account_key);
+    println!("  {:<17} {}", "application id", b.app.id);
+    println!("  {:<17} {}", "auth key", b.app.auth_key);
+    println!("  {:<17} {}", "auth secret", b.app.auth_secret);
+    println!("  {:<17} {}", "account key", b.app.account_key);
     println!("Switchboard ready");
 }
