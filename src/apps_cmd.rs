@@ -65,7 +65,7 @@ async fn open(args: &StoreArgs) -> anyhow::Result<(ControlPlane, Arc<dyn Store>)
     let store = open_store(&settings.store, &settings.data_dir)
         .await
         .with_context(|| format!("opening store {}", settings.display_store()))?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store = Arc::new(store);
     let control = ControlPlane::new(
         store.clone(),
         Arc::new(SystemClock),

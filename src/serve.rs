@@ -29,7 +29,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(&settings.store.store, data_dir)
         .await
         .with_context(|| format!("opening store {}", settings.store.display_store()))?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store = Arc::new(store);
 
     let listeners = roles::api::bind(&settings)?;
     let public_api_url = settings
@@ -41,6 +41,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         signature_max_skew: settings.signature_max_skew,
         public_api_url: public_api_url.clone(),
         chat_endpoint: settings.xmpp_domain.clone(),
+        ..ControlConfig::default()
     };
     let control = ControlPlane::new(store.clone(), Arc::new(SystemClock), config);
     let (default_app, created) = control.ensure_default_app().await?;

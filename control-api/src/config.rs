@@ -14,6 +14,9 @@ pub struct ControlConfig {
     pub public_api_url: String,
     /// `chat_endpoint` answered by `GET /account_settings.json`: the XMPP domain.
     pub chat_endpoint: String,
+    /// Stanzas kept per offline user; beyond it the oldest are dropped (arbitrary: a
+    /// long weekend of a busy group chat, a few hundred KiB per user).
+    pub chat_offline_cap: usize,
 }
 
 impl Default for ControlConfig {
@@ -23,6 +26,7 @@ impl Default for ControlConfig {
             signature_max_skew: Duration::from_secs(3600),
             public_api_url: "https://127.0.0.1:8443".into(),
             chat_endpoint: "localhost".into(),
+            chat_offline_cap: 1000,
         }
     }
 }

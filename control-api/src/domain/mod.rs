@@ -3,6 +3,7 @@
 //! No axum, no SQL: the REST layer and the XMPP server both call [`ControlPlane`].
 
 pub mod apps;
+pub mod chat;
 pub mod clock;
 pub mod error;
 pub mod ids;
@@ -14,11 +15,13 @@ pub mod store;
 pub mod user_query;
 pub mod users;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub use clock::Clock;
 pub use error::DomainError;
 pub use store::Store;
+
+use chat::{ChatNotifier, ChatStore};
 
 use crate::config::ControlConfig;
 
@@ -26,16 +29,26 @@ use crate::config::ControlConfig;
 #[derive(Clone)]
 pub struct ControlPlane {
     store: Arc<dyn Store>,
+    /// The chat tables: the same database as `store`, behind its own trait.
+    chat: Arc<dyn ChatStore>,
     clock: Arc<dyn Clock>,
     config: Arc<ControlConfig>,
+    /// Set once by the XMPP role (see [`ControlPlane::set_chat_notifier`]).
+    chat_notifier: Arc<OnceLock<Arc<dyn ChatNotifier>>>,
 }
 
 impl ControlPlane {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: ControlConfig) -> Self {
+    pub fn new<S: Store + ChatStore>(
+        store: Arc<S>,
+        clock: Arc<dyn Clock>,
+        config: ControlConfig,
+    ) -> Self {
         Self {
-            store,
+            store: store.clone(),
+            chat: store,
             clock,
             config: Arc::new(config),
+            chat_notifier: Arc::new(OnceLock::new()),
         }
     }
 

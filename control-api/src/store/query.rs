@@ -116,7 +116,7 @@ fn push_list(sql: &mut Sql, values: impl Iterator<Item = Bind>) {
     }
 }
 
-fn escape_like(text: &str) -> String {
+pub(crate) fn escape_like(text: &str) -> String {
     text.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")

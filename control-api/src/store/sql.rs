@@ -25,7 +25,7 @@ const POSTGRES_POOL_SIZE: u32 = 16;
 
 #[derive(Clone, Debug)]
 pub struct SqlStore {
-    pool: AnyPool,
+    pub(super) pool: AnyPool,
     engine: Engine,
 }
 

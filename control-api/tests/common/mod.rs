@@ -10,7 +10,7 @@ use axum::Router;
 use control_api::domain::model::App;
 use control_api::domain::signature;
 use control_api::http;
-use control_api::{open_store, ControlConfig, ControlPlane, ManualClock, Store};
+use control_api::{open_store, ControlConfig, ControlPlane, ManualClock};
 use http_body_util::BodyExt;
 use prometheus_client::registry::Registry;
 use serde_json::Value;
@@ -44,7 +44,7 @@ impl TestApi {
         let store = open_store("sqlite", dir.path())
             .await
             .expect("open sqlite store");
-        let store: Arc<dyn Store> = Arc::new(store);
+        let store = Arc::new(store);
         let clock = Arc::new(ManualClock::new(start_time()));
         let config = ControlConfig {
             public_api_url: "https://127.0.0.1:8443".into(),
