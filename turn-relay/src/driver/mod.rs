@@ -1,0 +1,2 @@
+//! Drivers: sockets and threads around the core. They move bytes and read the clock,
+//! nothing else.
