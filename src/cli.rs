@@ -87,6 +87,9 @@ pub struct ServeArgs {
     /// API URL announced by GET /account_settings.json [default: https://<https-addr>].
     #[arg(long, env = "SWITCHBOARD_PUBLIC_API_URL", value_name = "URL")]
     pub public_api_url: Option<String>,
+    /// XMPP over TCP listener [default: 0.0.0.0:5222].
+    #[arg(long, env = "SWITCHBOARD_XMPP_ADDR", value_name = "ADDR")]
+    pub xmpp_addr: Option<SocketAddr>,
     /// XMPP domain, announced as the chat endpoint [default: localhost].
     #[arg(long, env = "SWITCHBOARD_XMPP_DOMAIN", value_name = "DOMAIN")]
     pub xmpp_domain: Option<String>,

@@ -24,6 +24,7 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     pub public_api_url: Option<String>,
     pub xmpp_domain: Option<String>,
+    pub xmpp_addr: Option<SocketAddr>,
     pub session_ttl_secs: Option<u64>,
     pub signature_max_skew_secs: Option<u64>,
     pub shutdown_grace_secs: Option<u64>,
@@ -94,6 +95,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub public_api_url: Option<String>,
     pub xmpp_domain: String,
+    pub xmpp_addr: SocketAddr,
     pub session_ttl: Duration,
     pub signature_max_skew: Duration,
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
@@ -132,6 +134,10 @@ impl Settings {
                 .clone()
                 .or(file.xmpp_domain.clone())
                 .unwrap_or_else(|| "localhost".into()),
+            xmpp_addr: args
+                .xmpp_addr
+                .or(file.xmpp_addr)
+                .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5222)),
             session_ttl: Duration::from_secs(file.session_ttl_secs.unwrap_or(2 * 3600)),
             signature_max_skew: Duration::from_secs(file.signature_max_skew_secs.unwrap_or(3600)),
             shutdown_grace: Duration::from_secs(file.shutdown_grace_secs.unwrap_or(30)),

@@ -48,11 +48,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let certificate = roles::api::certificate(&settings)?;
 
     let (stop, shutdown) = Shutdown::new();
-    let registry = Registry::default();
+    let mut registry = Registry::default();
     // Roles with WebSocket faces register their metrics into `registry` and hand their
     // routes to the api role here, before it starts.
-    let extra_routes = Vec::new();
+    let mut extra_routes = Vec::new();
     let mut running: Vec<Running> = Vec::new();
+    if settings.has_role(Role::Xmpp) {
+        let (xmpp, routes) =
+            roles::xmpp::start(&settings, control.clone(), &mut registry, shutdown.clone()).await?;
+        running.push(xmpp);
+        extra_routes.push(routes);
+    }
     if settings.has_role(Role::Api) {
         running.push(
             roles::api::start(

@@ -119,6 +119,8 @@ fn serve_in(dir: &Path) -> Command {
         "127.0.0.1:0",
         "--https-addr",
         "127.0.0.1:0",
+        "--xmpp-addr",
+        "127.0.0.1:0",
     ]);
     command.env("RUST_LOG", "warn");
     command
@@ -265,7 +267,7 @@ fn settings_come_from_the_config_file_and_environment() {
     std::fs::write(
         &config,
         format!(
-            "data_dir = {:?}\nhttp_addr = \"127.0.0.1:0\"\nhttps_addr = \"127.0.0.1:0\"\nxmpp_domain = \"chat.example\"\n",
+            "data_dir = {:?}\nhttp_addr = \"127.0.0.1:0\"\nhttps_addr = \"127.0.0.1:0\"\nxmpp_addr = \"127.0.0.1:0\"\nxmpp_domain = \"chat.example\"\n",
             data.to_str().unwrap()
         ),
     )

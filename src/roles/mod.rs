@@ -5,6 +5,7 @@
 //! shutdown signal fires. `serve.rs` only sequences them.
 
 pub mod api;
+pub mod xmpp;
 
 use std::str::FromStr;
 
@@ -17,15 +18,18 @@ use tokio::task::JoinHandle;
 pub enum Role {
     /// The QuickBlox REST control plane (and the HTTP listeners other roles' routes use).
     Api,
+    /// XMPP chat and signaling (TCP, and WebSocket on the api role's listeners).
+    Xmpp,
 }
 
 impl Role {
     /// Every role this build has, in start order; the default of `--roles`.
-    pub const ALL: &'static [Role] = &[Role::Api];
+    pub const ALL: &'static [Role] = &[Role::Api, Role::Xmpp];
 
     pub fn name(self) -> &'static str {
         match self {
             Role::Api => "api",
+            Role::Xmpp => "xmpp",
         }
     }
 }

@@ -1,0 +1,11 @@
+//! Protocol logic: framing, addressing, routing and per-stream handling.
+
+pub mod address;
+pub mod context;
+pub mod framing;
+pub(crate) mod messages;
+pub(crate) mod muc;
+pub mod notifier;
+pub mod router;
+pub mod session;
+pub mod stanza;

@@ -1,0 +1,261 @@
+//! Group and public dialogs as XEP-0045 rooms: join, leave, occupant presence, groupchat.
+
+use control_api::domain::chat::{DialogType, NewChatMessage};
+use control_api::domain::model::UserId;
+use minidom::Element;
+
+use super::address::RoomAddr;
+use super::framing::{to_xml, NS_CLIENT};
+use super::messages::{extra_params, is_object_id, refuse};
+use super::router::Outbound;
+use super::session::Session;
+use super::stanza::{self, name};
+
+fn occupant_presence(
+    from: &str,
+    to: &str,
+    id: Option<&str>,
+    unavailable: bool,
+    self_presence: bool,
+) -> Element {
+    let mut x = Element::builder("x", stanza::NS_MUC_USER).append(
+        Element::builder("item", stanza::NS_MUC_USER)
+            .attr(name("affiliation"), "member")
+            .attr(
+                name("role"),
+                if unavailable { "none" } else { "participant" },
+            )
+            .build(),
+    );
+    if self_presence {
+        x = x.append(
+            Element::builder("status", stanza::NS_MUC_USER)
+                .attr(name("code"), "110")
+                .build(),
+        );
+    }
+    let mut presence = Element::builder("presence", NS_CLIENT)
+        .attr(name("from"), from)
+        .attr(name("to"), to);
+    if let Some(id) = id {
+        presence = presence.attr(name("id"), id);
+    }
+    if unavailable {
+        presence = presence.attr(name("type"), "unavailable");
+    }
+    presence.append(x.build()).build()
+}
+
+fn join_error(session: &Session, request: &Element, room: &RoomAddr, condition: &str, text: &str) {
+    let me = session.me();
+    let from = room.occupant(&session.ctx.domain, me.user);
+    let mut error = stanza::stanza_error(request, Some(&from), "auth", condition, text);
+    error.append_child(Element::builder("x", stanza::NS_MUC).build());
+    session.send(&error);
+}
+
+/// Joins the caller to a dialog's room if the dialog lets them in (occupants of group
+/// dialogs; anyone of the app for public ones).
+pub(crate) async fn join(session: &mut Session, request: &Element, room: RoomAddr) {
+    let me = session.me();
+    if room.app != me.app {
+        return join_error(
+            session,
+            request,
+            &room,
+            "forbidden",
+            "this room belongs to another application",
+        );
+    }
+    let dialog = match session
+        .ctx
+        .control
+        .dialog_for_user(me.app, me.user, &room.dialog)
+        .await
+    {
+        Ok(dialog) => dialog,
+        Err(_) => {
+            return join_error(
+                session,
+                request,
+                &room,
+                "forbidden",
+                "you are not an occupant of this dialog",
+            )
+        }
+    };
+    if dialog.kind == DialogType::Private {
+        return join_error(
+            session,
+            request,
+            &room,
+            "not-allowed",
+            "private dialogs have no room",
+        );
+    }
+    let domain = session.ctx.domain.clone();
+    let my_full = session.full_jid();
+    let mine = room.occupant(&domain, me.user);
+    let before = session
+        .ctx
+        .router
+        .join_room(&room, me.user, session.resource_handle());
+    for other in &before {
+        let from = room.occupant(&domain, *other);
+        session.send(&occupant_presence(&from, &my_full, None, false, false));
+    }
+    session
+        .ctx
+        .router
+        .broadcast_room(&room, Some(me.user), |user, resource| {
+            let to = crate::core::address::UserAddr { app: me.app, user }.full(&domain, resource);
+            Outbound::from(to_xml(&occupant_presence(&mine, &to, None, false, false)))
+        });
+    session.send(&occupant_presence(
+        &mine,
+        &my_full,
+        request.attr("id"),
+        false,
+        true,
+    ));
+    session.rooms.insert(room);
+}
+
+pub(crate) fn leave(session: &mut Session, room: &RoomAddr) {
+    if !session.rooms.remove(room) {
+        return;
+    }
+    let me = session.me();
+    let domain = session.ctx.domain.clone();
+    let mine = room.occupant(&domain, me.user);
+    let gone = session.ctx.router.leave_room(room, me.user, session.conn);
+    session.send(&occupant_presence(
+        &mine,
+        &session.full_jid(),
+        None,
+        true,
+        true,
+    ));
+    if gone {
+        session
+            .ctx
+            .router
+            .broadcast_room(room, Some(me.user), |user, resource| {
+                let to =
+                    crate::core::address::UserAddr { app: me.app, user }.full(&domain, resource);
+                Outbound::from(to_xml(&occupant_presence(&mine, &to, None, true, false)))
+            });
+    }
+}
+
+/// `disco#items` on a room lists who is in it.
+pub(crate) fn on_room_iq(session: &Session, iq: &Element, room: &RoomAddr) {
+    if iq.get_child("query", stanza::NS_DISCO_ITEMS).is_none() || room.app != session.me().app {
+        session.send(&stanza::stanza_error(
+            iq,
+            None,
+            "cancel",
+            "feature-not-implemented",
+            "not supported on rooms",
+        ));
+        return;
+    }
+    let domain = &session.ctx.domain;
+    let mut query = Element::builder("query", stanza::NS_DISCO_ITEMS);
+    for user in session.ctx.router.room_occupants(room) {
+        query = query.append(
+            Element::builder("item", stanza::NS_DISCO_ITEMS)
+                .attr(name("jid"), room.occupant(domain, user))
+                .build(),
+        );
+    }
+    let from = room.bare(domain);
+    session.send(&stanza::iq_result(
+        iq,
+        Some(&from),
+        Some(&session.full_jid()),
+        Some(query.build()),
+    ));
+}
+
+/// A message to a room: stored (when asked) and reflected to every joined occupant,
+/// the sender included, from `room/{sender}`.
+pub(crate) async fn on_groupchat(
+    session: &mut Session,
+    mut message: Element,
+    kind: &str,
+    room: RoomAddr,
+) {
+    let me = session.me();
+    if room.app != me.app || !session.ctx.router.is_in_room(&room, me.user) {
+        session.send(&stanza::stanza_error(
+            &message,
+            None,
+            "cancel",
+            "not-acceptable",
+            "join the room first",
+        ));
+        return;
+    }
+    let body = message.get_child("body", NS_CLIENT).map(Element::text);
+    let is_chat = kind == "groupchat";
+    if let (Some(body), true) = (body, is_chat) {
+        let extra = extra_params(&message);
+        let new = NewChatMessage {
+            id: message
+                .attr("id")
+                .filter(|id| is_object_id(id))
+                .map(str::to_string),
+            dialog_id: Some(room.dialog.clone()),
+            recipient_id: None,
+            body,
+            attachments: extra.attachments,
+            custom: extra.custom,
+            markable: message.get_child("markable", stanza::NS_MARKERS).is_some(),
+            save_to_history: extra.save_to_history,
+            date_sent: None,
+        };
+        match session
+            .ctx
+            .control
+            .post_chat_message(me.app, me.user, new)
+            .await
+        {
+            Ok((posted, _)) => {
+                super::messages::stamp_public(&mut message, &posted.dialog_id, posted.date_sent);
+                if message.attr("id").is_none() {
+                    message.set_attr(rxml::Namespace::NONE, name("id"), posted.id.clone());
+                }
+            }
+            Err(e) => return refuse(session, &message, &e),
+        }
+    }
+    let domain = session.ctx.domain.clone();
+    message.set_attr(
+        rxml::Namespace::NONE,
+        name("from"),
+        room.occupant(&domain, me.user),
+    );
+    // Typing notifications go to the others only; chat messages come back to the sender too.
+    let except: Option<UserId> = if is_chat && message.get_child("body", NS_CLIENT).is_some() {
+        None
+    } else {
+        Some(me.user)
+    };
+    let sent = session
+        .ctx
+        .router
+        .broadcast_room(&room, except, |user, resource| {
+            let mut copy = message.clone();
+            copy.set_attr(
+                rxml::Namespace::NONE,
+                name("to"),
+                crate::core::address::UserAddr { app: me.app, user }.full(&domain, resource),
+            );
+            Outbound::from(to_xml(&copy))
+        });
+    session
+        .ctx
+        .metrics
+        .routed(if sent > 0 { "delivered" } else { "offline" });
+}

@@ -1,0 +1,498 @@
+//! One client stream: negotiation (SASL PLAIN, bind, session), then stanza handling.
+//!
+//! Drivers feed [`StreamEvent`]s to [`Session::handle`] and write whatever arrives on the
+//! connection's outbound queue; [`Flow`] tells them when to restart the parser or close.
+//! Domain effects (authentication, history, receipts) go through the control plane, the
+//! same services the REST API uses.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use base64::Engine;
+use minidom::Element;
+use tokio::sync::mpsc;
+
+use super::address::{resolve, RoomAddr, Target, UserAddr};
+use super::context::XmppContext;
+use super::framing::{to_xml, StreamEvent, NS_CLIENT};
+use super::router::{ConnId, Outbound, Resource};
+use super::stanza::{self, name, Framing};
+use super::{messages, muc};
+
+/// What the driver should do after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// SASL succeeded: the client restarts the stream; TCP drivers reset their parser.
+    Restart,
+    Close,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Stream open, not authenticated.
+    Connected,
+    Authenticated,
+    /// A resource is bound: stanzas flow.
+    Bound,
+}
+
+/// RFC 6120 leaves the retry count to the server; three covers a typo.
+const MAX_AUTH_FAILURES: u32 = 3;
+
+pub struct Session {
+    pub(crate) ctx: Arc<XmppContext>,
+    framing: Framing,
+    pub(crate) conn: ConnId,
+    pub(crate) tx: mpsc::Sender<Outbound>,
+    state: State,
+    pub(crate) user: Option<UserAddr>,
+    pub(crate) resource: Option<String>,
+    pub(crate) rooms: HashSet<RoomAddr>,
+    available: bool,
+    auth_failures: u32,
+    /// XEP-0198: stanzas handled since `<enable/>`, or None when not enabled.
+    sm_handled: Option<u32>,
+    /// RFC 6120 §4.9.1.1: even an error needs our stream header first.
+    header_sent: bool,
+}
+
+impl Session {
+    pub fn new(ctx: Arc<XmppContext>, framing: Framing, tx: mpsc::Sender<Outbound>) -> Self {
+        let conn = ctx.router.next_conn_id();
+        Self {
+            ctx,
+            framing,
+            conn,
+            tx,
+            state: State::Connected,
+            user: None,
+            resource: None,
+            rooms: HashSet::new(),
+            available: false,
+            auth_failures: 0,
+            sm_handled: None,
+            header_sent: false,
+        }
+    }
+
+    pub(crate) fn send_raw(&self, xml: impl Into<Outbound>) {
+        let _ = self.ctx.router.offer(&self.tx, &xml.into());
+    }
+
+    pub(crate) fn send(&self, element: &Element) {
+        self.send_raw(to_xml(element));
+    }
+
+    /// The bound full JID.
+    pub(crate) fn full_jid(&self) -> String {
+        match (self.user, &self.resource) {
+            (Some(user), Some(resource)) => user.full(&self.ctx.domain, resource),
+            (Some(user), None) => user.bare(&self.ctx.domain),
+            _ => String::new(),
+        }
+    }
+
+    pub(crate) fn me(&self) -> UserAddr {
+        // Only called once bound (stanzas are refused before).
+        self.user.expect("session is authenticated")
+    }
+
+    pub(crate) fn resource_handle(&self) -> Resource {
+        Resource {
+            conn: self.conn,
+            name: self.resource.clone().unwrap_or_default(),
+            tx: self.tx.clone(),
+        }
+    }
+
+    pub async fn handle(&mut self, event: StreamEvent) -> Flow {
+        match event {
+            StreamEvent::Open { .. } => {
+                self.open();
+                Flow::Continue
+            }
+            StreamEvent::Close => {
+                self.send_raw(stanza::stream_close(self.framing));
+                Flow::Close
+            }
+            StreamEvent::Element(element) => self.on_element(element).await,
+        }
+    }
+
+    /// A stream error for a framing failure: tells the client why, then closes.
+    pub fn fail(&mut self, condition: &str, text: &str) -> Flow {
+        self.ctx
+            .metrics
+            .stream_errors
+            .get_or_create(&condition.into())
+            .inc();
+        if !self.header_sent {
+            self.send_header();
+        }
+        self.send_raw(stanza::stream_error(self.framing, condition, text));
+        Flow::Close
+    }
+
+    fn send_header(&mut self) {
+        let id = control_api::domain::ids::session_token();
+        self.send_raw(stanza::stream_header(
+            self.framing,
+            &self.ctx.domain,
+            &id[..16],
+        ));
+        self.header_sent = true;
+    }
+
+    fn open(&mut self) {
+        self.send_header();
+        match self.state {
+            State::Connected => self.send_raw(stanza::features_pre_auth()),
+            State::Authenticated | State::Bound => self.send_raw(stanza::features_post_auth()),
+        }
+    }
+
+    async fn on_element(&mut self, element: Element) -> Flow {
+        if self.state == State::Connected {
+            if element.is("auth", stanza::NS_SASL) {
+                return self.on_auth(&element).await;
+            }
+            return self.fail("not-authorized", "authenticate first");
+        }
+        if element.has_ns(stanza::NS_SM) {
+            self.on_stream_management(&element);
+            return Flow::Continue;
+        }
+        if !element.has_ns(NS_CLIENT) {
+            return self.fail("unsupported-stanza-type", "unknown top-level element");
+        }
+        if let Some(handled) = self.sm_handled.as_mut() {
+            *handled = handled.wrapping_add(1);
+        }
+        if element.name() == "iq" && self.state == State::Authenticated {
+            return self.on_iq_before_bind(&element);
+        }
+        if self.state != State::Bound {
+            return self.fail("not-authorized", "bind a resource first");
+        }
+        self.ctx
+            .metrics
+            .stanzas
+            .get_or_create(&element.name().into())
+            .inc();
+        match element.name() {
+            "message" => messages::on_message(self, element).await,
+            "presence" => self.on_presence(element).await,
+            "iq" => self.on_iq(element).await,
+            _ => {
+                return self.fail(
+                    "unsupported-stanza-type",
+                    "expected message, presence or iq",
+                )
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn on_auth(&mut self, auth: &Element) -> Flow {
+        if auth.attr("mechanism") != Some("PLAIN") {
+            self.send(&stanza::sasl_failure("invalid-mechanism"));
+            return Flow::Continue;
+        }
+        let credentials = base64::engine::general_purpose::STANDARD
+            .decode(auth.text().trim())
+            .ok()
+            .and_then(|raw| String::from_utf8(raw).ok());
+        let parsed = credentials.as_deref().and_then(parse_plain);
+        let result = match parsed {
+            Some((addr, secret)) => self
+                .ctx
+                .control
+                .authenticate_chat_user(addr.app, addr.user, secret)
+                .await
+                .map(|_| addr)
+                .ok(),
+            None => None,
+        };
+        match result {
+            Some(addr) => {
+                self.ctx.metrics.auth(true);
+                self.user = Some(addr);
+                self.state = State::Authenticated;
+                self.send(&stanza::sasl_success());
+                Flow::Restart
+            }
+            None => {
+                self.ctx.metrics.auth(false);
+                self.auth_failures += 1;
+                self.send(&stanza::sasl_failure("not-authorized"));
+                if self.auth_failures >= MAX_AUTH_FAILURES {
+                    self.send_raw(stanza::stream_close(self.framing));
+                    return Flow::Close;
+                }
+                Flow::Continue
+            }
+        }
+    }
+
+    fn on_iq_before_bind(&mut self, iq: &Element) -> Flow {
+        let Some(bind) = iq.get_child("bind", stanza::NS_BIND) else {
+            self.send(&stanza::stanza_error(
+                iq,
+                None,
+                "cancel",
+                "not-allowed",
+                "bind a resource first",
+            ));
+            return Flow::Continue;
+        };
+        let wanted = bind
+            .get_child("resource", stanza::NS_BIND)
+            .map(|r| r.text().trim().to_string())
+            .filter(|r| !r.is_empty() && r.len() <= 256)
+            .unwrap_or_else(|| control_api::domain::ids::session_token()[..12].to_string());
+        let me = self.me();
+        let resource = self
+            .ctx
+            .router
+            .bind(me, self.conn, &wanted, self.tx.clone());
+        self.resource = Some(resource);
+        self.state = State::Bound;
+        let jid = stanza::text_child("jid", stanza::NS_BIND, self.full_jid());
+        let payload = Element::builder("bind", stanza::NS_BIND)
+            .append(jid)
+            .build();
+        self.send(&stanza::iq_result(iq, None, None, Some(payload)));
+        tracing::debug!(jid = %self.full_jid(), "resource bound");
+        Flow::Continue
+    }
+
+    fn on_stream_management(&mut self, element: &Element) {
+        match element.name() {
+            "enable" => {
+                self.sm_handled = Some(0);
+                self.send(&Element::builder("enabled", stanza::NS_SM).build());
+            }
+            "r" => {
+                let handled = self.sm_handled.unwrap_or(0).to_string();
+                self.send(
+                    &Element::builder("a", stanza::NS_SM)
+                        .attr(name("h"), handled)
+                        .build(),
+                );
+            }
+            // The client's acks: we keep no unacknowledged queue (no resumption yet).
+            _ => {}
+        }
+    }
+
+    async fn on_presence(&mut self, presence: Element) {
+        let kind = presence.attr("type").unwrap_or("available").to_string();
+        match resolve(presence.attr("to"), &self.ctx.domain) {
+            Target::Room { room, .. } => {
+                if kind == "unavailable" {
+                    muc::leave(self, &room);
+                } else if kind == "available" {
+                    muc::join(self, &presence, room).await;
+                }
+            }
+            Target::Server => {
+                if kind == "unavailable" {
+                    self.leave_all_rooms();
+                    self.available = false;
+                } else if kind == "available" && !self.available {
+                    self.available = true;
+                    messages::deliver_offline(self).await;
+                }
+            }
+            // Roster subscriptions are not kept (QuickBlox apps use dialogs); ignore.
+            Target::User { .. } | Target::Unknown => {}
+        }
+    }
+
+    async fn on_iq(&mut self, iq: Element) {
+        let kind = iq.attr("type").unwrap_or_default();
+        if kind == "result" || kind == "error" {
+            // Answers to user-to-user queries go back to the asker.
+            if let Target::User { addr, resource } = resolve(iq.attr("to"), &self.ctx.domain) {
+                let mut forwarded = iq.clone();
+                forwarded.set_attr(rxml::Namespace::NONE, name("from"), self.full_jid());
+                self.ctx.router.send_to_user(
+                    addr,
+                    resource.as_deref(),
+                    &Outbound::from(to_xml(&forwarded)),
+                );
+            }
+            return;
+        }
+        if iq.attr("id").is_none() || (kind != "get" && kind != "set") {
+            self.send(&stanza::stanza_error(
+                &iq,
+                None,
+                "modify",
+                "bad-request",
+                "an iq needs an id and a type",
+            ));
+            return;
+        }
+        match resolve(iq.attr("to"), &self.ctx.domain) {
+            Target::Server => self.on_server_iq(&iq),
+            Target::Room { room, .. } => muc::on_room_iq(self, &iq, &room),
+            Target::User { addr, resource } => self.on_user_iq(&iq, addr, resource).await,
+            Target::Unknown => self.send(&stanza::stanza_error(
+                &iq,
+                None,
+                "cancel",
+                "remote-server-not-found",
+                "this server only serves its own domain",
+            )),
+        }
+    }
+
+    fn on_server_iq(&mut self, iq: &Element) {
+        let domain = self.ctx.domain.clone();
+        let from = Some(domain.as_str());
+        let payload = iq.children().next();
+        let reply = match payload.map(|p| (p.name(), p.ns())) {
+            Some(("session", ns)) if ns == stanza::NS_SESSION => {
+                stanza::iq_result(iq, from, None, None)
+            }
+            Some(("ping", ns)) if ns == stanza::NS_PING => stanza::iq_result(iq, from, None, None),
+            Some(("query", ns)) if ns == stanza::NS_ROSTER => stanza::iq_result(
+                iq,
+                from,
+                None,
+                Some(Element::builder("query", stanza::NS_ROSTER).build()),
+            ),
+            Some(("enable" | "disable", ns)) if ns == stanza::NS_CARBONS => {
+                stanza::iq_result(iq, from, None, None)
+            }
+            Some(("query", ns)) if ns == stanza::NS_PRIVACY => {
+                let query = (iq.attr("type") == Some("get"))
+                    .then(|| Element::builder("query", stanza::NS_PRIVACY).build());
+                stanza::iq_result(iq, from, None, query)
+            }
+            Some(("query", ns)) if ns == stanza::NS_DISCO_INFO => {
+                stanza::iq_result(iq, from, None, Some(server_disco_info()))
+            }
+            _ => stanza::stanza_error(
+                iq,
+                from,
+                "cancel",
+                "service-unavailable",
+                "not supported by this server",
+            ),
+        };
+        self.send(&reply);
+    }
+
+    async fn on_user_iq(&mut self, iq: &Element, addr: UserAddr, resource: Option<String>) {
+        if addr.app != self.me().app {
+            self.send(&stanza::stanza_error(
+                iq,
+                None,
+                "cancel",
+                "service-unavailable",
+                "no such user",
+            ));
+            return;
+        }
+        let online = self.ctx.router.is_online(addr);
+        if iq.get_child("query", stanza::NS_LAST).is_some() {
+            let reply = if online {
+                let query = Element::builder("query", stanza::NS_LAST)
+                    .attr(name("seconds"), "0")
+                    .build();
+                stanza::iq_result(iq, iq.attr("to"), None, Some(query))
+            } else {
+                stanza::stanza_error(
+                    iq,
+                    None,
+                    "cancel",
+                    "service-unavailable",
+                    "the user is offline",
+                )
+            };
+            self.send(&reply);
+            return;
+        }
+        let mut forwarded = iq.clone();
+        forwarded.set_attr(rxml::Namespace::NONE, name("from"), self.full_jid());
+        let delivered = self.ctx.router.send_to_user(
+            addr,
+            resource.as_deref(),
+            &Outbound::from(to_xml(&forwarded)),
+        );
+        if delivered == 0 {
+            self.send(&stanza::stanza_error(
+                iq,
+                None,
+                "cancel",
+                "service-unavailable",
+                "the user is offline",
+            ));
+        }
+    }
+
+    fn leave_all_rooms(&mut self) {
+        let rooms: Vec<RoomAddr> = self.rooms.iter().cloned().collect();
+        for room in rooms {
+            muc::leave(self, &room);
+        }
+    }
+
+    /// Called by the driver when the connection ends, however it ends.
+    pub fn finish(&mut self) {
+        self.leave_all_rooms();
+        if let (Some(user), State::Bound) = (self.user, self.state) {
+            self.ctx.router.unbind(user, self.conn);
+        }
+    }
+}
+
+/// `authzid\0authcid\0password`; the authcid is `{user}-{app}` (node-xmpp may append the
+/// domain), the password a session token or the user's password.
+fn parse_plain(decoded: &str) -> Option<(UserAddr, &str)> {
+    let mut parts = decoded.splitn(3, '\0');
+    let (_authzid, authcid, secret) = (parts.next()?, parts.next()?, parts.next()?);
+    let node = authcid.split('@').next()?;
+    Some((UserAddr::parse_node(node)?, secret))
+}
+
+fn server_disco_info() -> Element {
+    let mut query = Element::builder("query", stanza::NS_DISCO_INFO).append(
+        Element::builder("identity", stanza::NS_DISCO_INFO)
+            .attr(name("category"), "server")
+            .attr(name("type"), "im")
+            .attr(name("name"), "Switchboard")
+            .build(),
+    );
+    for feature in [
+        stanza::NS_PING,
+        stanza::NS_CARBONS,
+        stanza::NS_MUC,
+        stanza::NS_LAST,
+    ] {
+        query = query.append(
+            Element::builder("feature", stanza::NS_DISCO_INFO)
+                .attr(name("var"), feature)
+                .build(),
+        );
+    }
+    query.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_credentials_in_both_sdk_shapes() {
+        let (addr, secret) = parse_plain("\x0012-1\x00token").unwrap();
+        assert_eq!((addr.user.0, addr.app.0, secret), (12, 1, "token"));
+        let (addr, _) = parse_plain("12-1@localhost\x0012-1@localhost\x00pw").unwrap();
+        assert_eq!(addr.user.0, 12);
+        assert!(parse_plain("nonsense").is_none());
+        assert!(parse_plain("\x00alice\x00pw").is_none());
+    }
+}

@@ -1,0 +1,69 @@
+//! XMPP over WebSocket (RFC 7395) at `/ws`, subprotocol `xmpp`: one element per text frame.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::mpsc;
+
+use crate::core::context::XmppContext;
+use crate::core::framing::{parse_ws_frame, FramingError};
+use crate::core::session::{Flow, Session};
+use crate::core::stanza::Framing;
+
+/// The `/ws` route, to be served on the HTTP and HTTPS listeners.
+pub fn routes(ctx: Arc<XmppContext>) -> Router {
+    Router::new().route("/ws", get(upgrade)).with_state(ctx)
+}
+
+async fn upgrade(State(ctx): State<Arc<XmppContext>>, ws: WebSocketUpgrade) -> Response {
+    let max = ctx.config.max_stanza_bytes;
+    ws.protocols(["xmpp"])
+        .max_message_size(max + 1024)
+        .on_upgrade(move |socket| run(ctx, socket))
+}
+
+async fn run(ctx: Arc<XmppContext>, mut socket: WebSocket) {
+    let gauge = ctx.metrics.connection("websocket");
+    gauge.inc();
+    let (tx, mut rx) = mpsc::channel(ctx.config.outbound_queue);
+    let mut session = Session::new(ctx.clone(), Framing::WebSocket, tx);
+    loop {
+        let flow = tokio::select! {
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(text))) => match parse_ws_frame(text.as_str(), ctx.config.max_stanza_bytes) {
+                    Ok(event) => session.handle(event).await,
+                    Err(FramingError::TooLarge { .. }) => session.fail("policy-violation", "stanza too large"),
+                    Err(e) => session.fail("not-well-formed", &e.to_string()),
+                },
+                Some(Ok(Message::Binary(_))) => session.fail("unsupported-encoding", "XMPP frames are text"),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+            },
+            Some(out) = rx.recv() => {
+                if socket.send(Message::Text(out.as_ref().into())).await.is_err() {
+                    break;
+                }
+                Flow::Continue
+            }
+        };
+        if flow == Flow::Close {
+            while let Ok(out) = rx.try_recv() {
+                if socket
+                    .send(Message::Text(out.as_ref().into()))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            let _ = socket.send(Message::Close(None)).await;
+            break;
+        }
+    }
+    session.finish();
+    gauge.dec();
+}

@@ -1,0 +1,118 @@
+//! `switchboard_xmpp_*` metrics.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportLabel {
+    pub transport: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConditionLabel {
+    pub condition: String,
+}
+
+impl From<&str> for KindLabel {
+    fn from(kind: &str) -> Self {
+        Self {
+            kind: kind.to_string(),
+        }
+    }
+}
+
+impl From<&str> for ConditionLabel {
+    fn from(condition: &str) -> Self {
+        Self {
+            condition: condition.to_string(),
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct XmppMetrics {
+    pub connections: Family<TransportLabel, Gauge>,
+    pub authentications: Family<ResultLabel, Counter>,
+    /// Inbound stanzas by element name (message, presence, iq).
+    pub stanzas: Family<KindLabel, Counter>,
+    /// Messages routed, by outcome (delivered to a resource, or nobody online).
+    pub routed_messages: Family<ResultLabel, Counter>,
+    pub stream_errors: Family<ConditionLabel, Counter>,
+    pub offline_queued: Counter,
+}
+
+impl XmppMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        let registry = registry.sub_registry_with_prefix("switchboard_xmpp");
+        registry.register(
+            "connections",
+            "Open client connections",
+            metrics.connections.clone(),
+        );
+        registry.register(
+            "authentications",
+            "SASL attempts by result",
+            metrics.authentications.clone(),
+        );
+        registry.register(
+            "stanzas",
+            "Inbound stanzas by kind",
+            metrics.stanzas.clone(),
+        );
+        registry.register(
+            "routed_messages",
+            "Messages routed, by outcome",
+            metrics.routed_messages.clone(),
+        );
+        registry.register(
+            "stream_errors",
+            "Streams closed with an error, by condition",
+            metrics.stream_errors.clone(),
+        );
+        registry.register(
+            "offline_queued",
+            "Messages stored for offline users",
+            metrics.offline_queued.clone(),
+        );
+        metrics
+    }
+
+    pub fn auth(&self, ok: bool) {
+        let result = if ok { "success" } else { "failure" };
+        self.authentications
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    pub fn routed(&self, outcome: &str) {
+        self.routed_messages
+            .get_or_create(&ResultLabel {
+                result: outcome.into(),
+            })
+            .inc();
+    }
+
+    pub fn connection(&self, transport: &str) -> Gauge {
+        self.connections
+            .get_or_create(&TransportLabel {
+                transport: transport.into(),
+            })
+            .clone()
+    }
+}

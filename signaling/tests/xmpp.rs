@@ -1,0 +1,501 @@
+//! The XMPP server over real loopback TCP connections, with the control plane's store
+//! behind it: negotiation, routing, offline delivery, rooms, markers and bad input.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use control_api::domain::model::{App, UserId, UserProfile};
+use control_api::domain::sessions::SessionRequest;
+use control_api::domain::signature;
+use control_api::{open_store, ControlConfig, ControlPlane, SystemClock};
+use minidom::Element;
+use prometheus_client::registry::Registry;
+use signaling::core::framing::{StreamEvent, TcpFramer, NS_CLIENT};
+use signaling::XmppConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Guards against a hung test only; no assertion depends on it.
+const READ_LIMIT: Duration = Duration::from_secs(20);
+const MAX_STANZA: usize = 16 * 1024;
+
+struct Server {
+    addr: SocketAddr,
+    control: ControlPlane,
+    app: App,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(open_store("sqlite", dir.path()).await.unwrap());
+        let config = ControlConfig {
+            chat_endpoint: "localhost".into(),
+            ..ControlConfig::default()
+        };
+        let control = ControlPlane::new(store, Arc::new(SystemClock), config);
+        let (app, _) = control.ensure_default_app().await.unwrap();
+        let mut registry = Registry::default();
+        let xmpp = XmppConfig {
+            max_stanza_bytes: MAX_STANZA,
+            ..XmppConfig::default()
+        };
+        let ctx = signaling::context(control.clone(), "localhost".into(), xmpp, &mut registry);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(signaling::driver::tcp::serve(
+            listener,
+            ctx,
+            std::future::pending(),
+        ));
+        Self {
+            addr,
+            control,
+            app,
+            _dir: dir,
+        }
+    }
+
+    async fn user(&self, login: &str) -> UserId {
+        let hash = control_api::domain::password::hash(format!("{login}-password"))
+            .await
+            .unwrap();
+        let profile = UserProfile {
+            login: Some(login.into()),
+            ..UserProfile::default()
+        };
+        let user = self
+            .control
+            .store()
+            .insert_user(self.app.id, &profile, &hash, self.control.now())
+            .await
+            .unwrap();
+        user.id
+    }
+
+    /// A user session token, minted the way `POST /session.json` does.
+    async fn token(&self, login: &str) -> String {
+        let mut params = vec![
+            ("application_id".to_string(), self.app.id.to_string()),
+            ("auth_key".to_string(), self.app.auth_key.clone()),
+            ("nonce".to_string(), "1".to_string()),
+            (
+                "timestamp".to_string(),
+                self.control.now().unix_timestamp().to_string(),
+            ),
+            ("user[login]".to_string(), login.to_string()),
+            ("user[password]".to_string(), format!("{login}-password")),
+        ];
+        let signed = signature::signed_string(&params);
+        params.push((
+            "signature".into(),
+            signature::sign_sha1(&self.app.auth_secret, &signed),
+        ));
+        let (session, _) = self
+            .control
+            .create_session(&SessionRequest { params })
+            .await
+            .unwrap();
+        session.token
+    }
+
+    fn jid(&self, user: UserId) -> String {
+        format!("{}-{}@localhost", user.0, self.app.id.0)
+    }
+
+    async fn client(&self, user: UserId, secret: &str) -> Client {
+        let mut client = Client::connect(self.addr).await;
+        client.open().await;
+        let node = format!("{}-{}", user.0, self.app.id.0);
+        assert!(
+            client.authenticate(&node, secret).await,
+            "authentication failed"
+        );
+        client.open().await;
+        client.bind().await;
+        client
+    }
+}
+
+struct Client {
+    stream: TcpStream,
+    framer: TcpFramer,
+    events: VecDeque<StreamEvent>,
+    jid: String,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> Self {
+        Self {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            framer: TcpFramer::new(1 << 20),
+            events: VecDeque::new(),
+            jid: String::new(),
+        }
+    }
+
+    async fn send(&mut self, xml: &str) {
+        self.stream.write_all(xml.as_bytes()).await.unwrap();
+    }
+
+    /// The next event from the server; `None` once it closed the connection.
+    async fn next(&mut self) -> Option<StreamEvent> {
+        let mut buf = [0u8; 4096];
+        while self.events.is_empty() {
+            let n = tokio::time::timeout(READ_LIMIT, self.stream.read(&mut buf))
+                .await
+                .expect("server answered")
+                .ok()?;
+            if n == 0 {
+                return None;
+            }
+            let mut out = Vec::new();
+            self.framer
+                .feed(&buf[..n], &mut out)
+                .expect("server sends well-formed XML");
+            self.events.extend(out);
+        }
+        self.events.pop_front()
+    }
+
+    /// The next element named `name`, skipping others (presence noise and the like).
+    async fn until(&mut self, name: &str) -> Element {
+        loop {
+            match self.next().await {
+                Some(StreamEvent::Element(e)) if e.name() == name => return e,
+                Some(_) => continue,
+                None => panic!("connection closed while waiting for <{name}>"),
+            }
+        }
+    }
+
+    async fn open(&mut self) {
+        self.framer.reset();
+        self.send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>").await;
+        assert!(matches!(self.next().await, Some(StreamEvent::Open { .. })));
+        self.until("features").await;
+    }
+
+    async fn authenticate(&mut self, node: &str, secret: &str) -> bool {
+        let plain = base64::engine::general_purpose::STANDARD.encode(format!("\0{node}\0{secret}"));
+        self.send(&format!(
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{plain}</auth>"
+        ))
+        .await;
+        loop {
+            match self.next().await {
+                Some(StreamEvent::Element(e)) if e.name() == "success" => return true,
+                Some(StreamEvent::Element(e)) if e.name() == "failure" => return false,
+                Some(_) => continue,
+                None => return false,
+            }
+        }
+    }
+
+    async fn bind(&mut self) {
+        self.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>test</resource></bind></iq>").await;
+        let result = self.until("iq").await;
+        assert_eq!(result.attr("type"), Some("result"));
+        self.jid = result
+            .get_child("bind", "urn:ietf:params:xml:ns:xmpp-bind")
+            .unwrap()
+            .get_child("jid", "urn:ietf:params:xml:ns:xmpp-bind")
+            .unwrap()
+            .text();
+        self.send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
+            .await;
+        let roster = self.until("iq").await;
+        assert!(roster.get_child("query", "jabber:iq:roster").is_some());
+        self.send("<presence/>").await;
+    }
+}
+
+fn extra(message: &Element, key: &str) -> Option<String> {
+    message
+        .get_child("extraParams", NS_CLIENT)?
+        .get_child(key, NS_CLIENT)
+        .map(Element::text)
+}
+
+#[tokio::test]
+async fn login_with_token_or_password_and_bad_credentials_fail() {
+    let server = Server::start().await;
+    let alice = server.user("alice").await;
+    let token = server.token("alice").await;
+    let client = server.client(alice, &token).await;
+    assert_eq!(client.jid, format!("{}/test", server.jid(alice)));
+    server.client(alice, "alice-password").await;
+
+    let mut wrong = Client::connect(server.addr).await;
+    wrong.open().await;
+    let node = format!("{}-{}", alice.0, server.app.id.0);
+    assert!(!wrong.authenticate(&node, "wrong").await);
+    assert!(!wrong.authenticate(&node, "wrong").await);
+    assert!(!wrong.authenticate(&node, "wrong").await);
+    // Three strikes close the stream.
+    loop {
+        match wrong.next().await {
+            None | Some(StreamEvent::Close) => break,
+            Some(_) => continue,
+        }
+    }
+    let mut other_app = Client::connect(server.addr).await;
+    other_app.open().await;
+    assert!(
+        !other_app
+            .authenticate(&format!("{}-999", alice.0), &token)
+            .await
+    );
+}
+
+#[tokio::test]
+async fn stanzas_before_authentication_end_the_stream() {
+    let server = Server::start().await;
+    let mut client = Client::connect(server.addr).await;
+    client.open().await;
+    client
+        .send("<message to='1-1@localhost'><body>hi</body></message>")
+        .await;
+    let error = client.until("error").await;
+    assert!(error
+        .get_child("not-authorized", "urn:ietf:params:xml:ns:xmpp-streams")
+        .is_some());
+}
+
+#[tokio::test]
+async fn private_messages_route_with_their_id_and_land_in_history() {
+    let server = Server::start().await;
+    let (alice, bob) = (server.user("alice").await, server.user("bob").await);
+    let mut a = server.client(alice, "alice-password").await;
+    let mut b = server.client(bob, "bob-password").await;
+    let id = "6b051f5767de101fc1000000";
+    a.send(&format!(
+        "<message to='{}' type='chat' id='{id}'><body>hello</body><markable xmlns='urn:xmpp:chat-markers:0'/>\
+         <extraParams xmlns='jabber:client'><save_to_history>1</save_to_history><custom_key>v</custom_key></extraParams></message>",
+        server.jid(bob)
+    ))
+    .await;
+    let got = b.until("message").await;
+    assert_eq!(got.attr("id"), Some(id));
+    assert_eq!(got.attr("from"), Some(a.jid.as_str()));
+    assert_eq!(got.get_child("body", NS_CLIENT).unwrap().text(), "hello");
+    assert_eq!(extra(&got, "custom_key").as_deref(), Some("v"));
+    let dialog_id = extra(&got, "dialog_id").expect("server adds dialog_id");
+    assert!(extra(&got, "date_sent").unwrap().parse::<i64>().is_ok());
+
+    let dialog = server
+        .control
+        .dialog_for_user(server.app.id, bob, &dialog_id)
+        .await
+        .unwrap();
+    assert_eq!(dialog.last_message.as_deref(), Some("hello"));
+    assert_eq!(dialog.last_message_id.as_deref(), Some(id));
+
+    // Bob's displayed marker marks it read.
+    b.send(&format!(
+        "<message to='{}' type='chat' id='m2'><displayed xmlns='urn:xmpp:chat-markers:0' id='{id}'/>\
+         <extraParams xmlns='jabber:client'><dialog_id>{dialog_id}</dialog_id></extraParams></message>",
+        server.jid(alice)
+    ))
+    .await;
+    let marker = a.until("message").await;
+    assert!(marker
+        .get_child("displayed", "urn:xmpp:chat-markers:0")
+        .is_some());
+}
+
+#[tokio::test]
+async fn messages_to_offline_users_wait_for_their_next_login() {
+    let server = Server::start().await;
+    let (alice, bob) = (server.user("alice").await, server.user("bob").await);
+    let mut a = server.client(alice, "alice-password").await;
+    a.send(&format!(
+        "<message to='{}' type='chat' id='6b051f5767de101fc1000001'><body>while you were out</body>\
+         <extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams></message>",
+        server.jid(bob)
+    ))
+    .await;
+    // A ping round trip proves the message was handled before Bob logs in.
+    a.send("<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    assert_eq!(a.until("iq").await.attr("id"), Some("p1"));
+
+    let mut b = server.client(bob, "bob-password").await;
+    let got = b.until("message").await;
+    assert_eq!(
+        got.get_child("body", NS_CLIENT).unwrap().text(),
+        "while you were out"
+    );
+    assert!(got.get_child("delay", "urn:xmpp:delay").is_some());
+}
+
+#[tokio::test]
+async fn messages_to_other_apps_or_domains_are_refused() {
+    let server = Server::start().await;
+    let alice = server.user("alice").await;
+    let mut a = server.client(alice, "alice-password").await;
+    a.send("<message to='5-999@localhost' type='chat' id='x1'><body>hi</body></message>")
+        .await;
+    let error = a.until("message").await;
+    assert_eq!(error.attr("type"), Some("error"));
+    assert_eq!(error.attr("id"), Some("x1"));
+    a.send("<message to='someone@elsewhere.example' type='chat' id='x2'><body>hi</body></message>")
+        .await;
+    let error = a.until("message").await;
+    assert_eq!(error.attr("id"), Some("x2"));
+    assert_eq!(error.attr("type"), Some("error"));
+}
+
+#[tokio::test]
+async fn malformed_xml_closes_only_that_stream() {
+    let server = Server::start().await;
+    let (alice, bob) = (server.user("alice").await, server.user("bob").await);
+    let mut a = server.client(alice, "alice-password").await;
+    let mut b = server.client(bob, "bob-password").await;
+
+    let mut bad = server.client(alice, "alice-password").await;
+    bad.send("<message><body>unbalanced</iq>").await;
+    let error = bad.until("error").await;
+    assert!(error
+        .get_child("not-well-formed", "urn:ietf:params:xml:ns:xmpp-streams")
+        .is_some());
+
+    let mut big = server.client(alice, "alice-password").await;
+    big.send(&format!(
+        "<message to='{}'><body>{}</body></message>",
+        server.jid(bob),
+        "x".repeat(MAX_STANZA * 2)
+    ))
+    .await;
+    let error = big.until("error").await;
+    assert!(error
+        .get_child("policy-violation", "urn:ietf:params:xml:ns:xmpp-streams")
+        .is_some());
+
+    let mut bomb = Client::connect(server.addr).await;
+    bomb.send("<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'aaaa'>]><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>").await;
+    // The server opens its side (RFC 6120 §4.9.1.1) only to report the error.
+    let error = bomb.until("error").await;
+    assert!(error
+        .get_child("not-well-formed", "urn:ietf:params:xml:ns:xmpp-streams")
+        .is_some());
+
+    // The others still talk.
+    a.send(&format!("<message to='{}' type='chat' id='6b051f5767de101fc1000009'><body>still here</body></message>", server.jid(bob))).await;
+    assert_eq!(
+        b.until("message")
+            .await
+            .get_child("body", NS_CLIENT)
+            .unwrap()
+            .text(),
+        "still here"
+    );
+}
+
+#[tokio::test]
+async fn group_dialogs_are_rooms_for_their_occupants_only() {
+    use control_api::domain::chat::{DialogType, NewDialog};
+    let server = Server::start().await;
+    let (alice, bob, eve) = (
+        server.user("alice").await,
+        server.user("bob").await,
+        server.user("eve").await,
+    );
+    let new = NewDialog {
+        kind: DialogType::Group,
+        occupants: vec![bob],
+        name: Some("team".into()),
+        photo: None,
+        data: None,
+        is_join_required: None,
+    };
+    let (dialog, _) = server
+        .control
+        .create_dialog(server.app.id, alice, new)
+        .await
+        .unwrap();
+    let room = format!("{}_{}@muc.localhost", server.app.id.0, dialog.id);
+    let mut a = server.client(alice, "alice-password").await;
+    let mut b = server.client(bob, "bob-password").await;
+    let mut e = server.client(eve, "eve-password").await;
+
+    a.send(&format!("<presence id='j1' to='{room}/{}'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>", alice.0)).await;
+    let joined = a.until("presence").await;
+    assert_eq!(joined.attr("id"), Some("j1"));
+    assert_eq!(
+        joined.attr("from"),
+        Some(format!("{room}/{}", alice.0).as_str())
+    );
+
+    b.send(&format!(
+        "<presence id='j2' to='{room}/{}'><x xmlns='http://jabber.org/protocol/muc'/></presence>",
+        bob.0
+    ))
+    .await;
+    // Bob first sees Alice already there, then his own presence with the same id.
+    let first = b.until("presence").await;
+    assert_eq!(
+        first.attr("from"),
+        Some(format!("{room}/{}", alice.0).as_str())
+    );
+    let own = b.until("presence").await;
+    assert_eq!(own.attr("id"), Some("j2"));
+    // Alice is told Bob joined.
+    let bob_joined = a.until("presence").await;
+    assert_eq!(
+        bob_joined.attr("from"),
+        Some(format!("{room}/{}", bob.0).as_str())
+    );
+
+    // Eve is no occupant: refused with the join's id.
+    e.send(&format!(
+        "<presence id='j3' to='{room}/{}'><x xmlns='http://jabber.org/protocol/muc'/></presence>",
+        eve.0
+    ))
+    .await;
+    let refused = e.until("presence").await;
+    assert_eq!(refused.attr("type"), Some("error"));
+    assert_eq!(refused.attr("id"), Some("j3"));
+    e.send(&format!("<message to='{room}' type='groupchat' id='6b051f5767de101fc100000e'><body>let me in</body></message>")).await;
+    assert_eq!(e.until("message").await.attr("type"), Some("error"));
+
+    a.send(&format!(
+        "<message to='{room}' type='groupchat' id='6b051f5767de101fc100000a'><body>hi team</body>\
+         <extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams></message>"
+    ))
+    .await;
+    for client in [&mut a, &mut b] {
+        let got = client.until("message").await;
+        assert_eq!(got.attr("type"), Some("groupchat"));
+        assert_eq!(
+            got.attr("from"),
+            Some(format!("{room}/{}", alice.0).as_str())
+        );
+        assert_eq!(
+            extra(&got, "dialog_id").as_deref(),
+            Some(dialog.id.as_str())
+        );
+    }
+    let stored = server
+        .control
+        .dialog_for_user(server.app.id, bob, &dialog.id)
+        .await
+        .unwrap();
+    assert_eq!(stored.last_message.as_deref(), Some("hi team"));
+
+    b.send(&format!(
+        "<presence type='unavailable' to='{room}/{}'/>",
+        bob.0
+    ))
+    .await;
+    let left = a.until("presence").await;
+    assert_eq!(left.attr("type"), Some("unavailable"));
+    assert_eq!(
+        left.attr("from"),
+        Some(format!("{room}/{}", bob.0).as_str())
+    );
+}

@@ -1,0 +1,46 @@
+//! The `xmpp` role: chat and signaling over TCP (`--xmpp-addr`) and WebSocket (`/ws` on
+//! the HTTP and HTTPS listeners).
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use axum::Router;
+use control_api::ControlPlane;
+use prometheus_client::registry::Registry;
+use signaling::XmppConfig;
+
+use super::{Running, Shutdown};
+use crate::config::Settings;
+
+/// Binds the TCP listener and builds the `/ws` routes; the api role serves those.
+pub async fn start(
+    settings: &Settings,
+    control: ControlPlane,
+    registry: &mut Registry,
+    shutdown: Shutdown,
+) -> anyhow::Result<(Running, Router)> {
+    let ctx = signaling::context(
+        control,
+        settings.xmpp_domain.clone(),
+        XmppConfig::default(),
+        registry,
+    );
+    let listener = tokio::net::TcpListener::bind(settings.xmpp_addr)
+        .await
+        .with_context(|| format!("binding XMPP listener {}", settings.xmpp_addr))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    let routes = signaling::driver::websocket::routes(ctx.clone());
+    let task = tokio::spawn(async move {
+        signaling::driver::tcp::serve(listener, ctx, shutdown.wait()).await;
+        Ok(())
+    });
+    let running = Running {
+        role: "xmpp",
+        banner: vec![
+            ("XMPP (TCP)".into(), super::api::reachable(addr).to_string()),
+            ("XMPP domain".into(), settings.xmpp_domain.clone()),
+        ],
+        task,
+    };
+    Ok((running, routes))
+}
