@@ -77,11 +77,16 @@ impl QbParams {
     }
 }
 
-impl<S: Send + Sync> FromRequest<S> for QbParams {
-    type Rejection = ApiError;
+/// A request's decoded query pairs, whether its body is JSON, and the body.
+pub(crate) struct RawParams {
+    pub query: Vec<(String, String)>,
+    pub is_json: bool,
+    pub body: Bytes,
+}
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let mut pairs: Vec<(String, String)> = req
+impl RawParams {
+    pub async fn read<S: Send + Sync>(req: Request, state: &S) -> Result<Self, ApiError> {
+        let query = req
             .uri()
             .query()
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
@@ -94,6 +99,24 @@ impl<S: Send + Sync> FromRequest<S> for QbParams {
         let body = Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::Malformed(e.body_text()))?;
+        Ok(Self {
+            query,
+            is_json,
+            body,
+        })
+    }
+
+    pub fn body_is_blank(&self) -> bool {
+        self.body.iter().all(u8::is_ascii_whitespace)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for QbParams {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = RawParams::read(req, state).await?;
+        let (mut pairs, is_json, body) = (raw.query, raw.is_json, raw.body);
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(pairs));
         }

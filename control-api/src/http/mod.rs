@@ -9,6 +9,7 @@ mod router;
 mod routes;
 mod state;
 mod wire;
+mod wire_chat;
 
 use std::sync::Arc;
 

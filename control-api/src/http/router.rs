@@ -26,6 +26,9 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::session::routes())
         .merge(routes::account::routes())
         .merge(routes::users::routes())
+        .merge(routes::calls::routes())
+        .merge(routes::dialogs::routes())
+        .merge(routes::messages::routes())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(

@@ -178,10 +178,13 @@ impl ControlPlane {
                 self.chat
                     .mark_messages(app, user, dialog_id, Some(&unread), Receipt::Read)
                     .await?;
+                // Shown as the store would list them: ids ascending.
                 for m in messages.iter_mut().filter(|m| unread.contains(&m.id)) {
                     m.read_ids.push(user);
+                    m.read_ids.sort();
                     if !m.delivered_ids.contains(&user) {
                         m.delivered_ids.push(user);
+                        m.delivered_ids.sort();
                     }
                 }
             }

@@ -1,6 +1,9 @@
 //! One module per resource, each exporting `fn routes() -> Router<AppState>`.
 
 pub mod account;
+pub mod calls;
+pub mod dialogs;
+pub mod messages;
 pub mod ops;
 pub mod session;
 pub mod users;
