@@ -543,6 +543,7 @@ impl ChatStore for SqlStore {
             .await?
             .is_some();
         if !exists {
+            tx.rollback().await?;
             return Ok(false);
         }
         for table in ["chat_message_states", "chat_messages", "chat_occupants"] {
