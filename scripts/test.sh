@@ -46,6 +46,20 @@ print_summary() {
     while read -r n; do failed=$((failed + n)); done < <(sed -nE 's/^(# |ℹ )(fail|cancelled) ([0-9]+)$/\3/p' "$LOG_DIR/node-test.log")
     while read -r n; do skipped=$((skipped + n)); done < <(sed -nE 's/^(# |ℹ )(skipped|todo) ([0-9]+)$/\3/p' "$LOG_DIR/node-test.log")
   fi
+  # pytest: "3 passed, 1 failed, 2 skipped in 4.2s"
+  if [[ -f "$LOG_DIR/pytest.log" ]]; then
+    local last
+    last="$(grep -E '[0-9]+ (passed|failed|skipped|error)' "$LOG_DIR/pytest.log" | tail -1)"
+    local word
+    for word in passed failed error errors skipped; do
+      n="$(grep -oE "[0-9]+ $word\b" <<<"$last" | grep -oE '[0-9]+' || true)"
+      case "$word" in
+        passed) passed=$((passed + ${n:-0})) ;;
+        skipped) skipped=$((skipped + ${n:-0})) ;;
+        *) failed=$((failed + ${n:-0})) ;;
+      esac
+    done
+  fi
   rm -rf "$LOG_DIR"
   echo
   echo "==================== Switchboard test summary ===================="
@@ -222,6 +236,26 @@ ensure_node_modules() {
   echo "$want" >"$stamp" || return 1
 }
 
+# Installs slixmpp and pytest into tests/slixmpp/.venv when missing or stale (requirements.txt changed).
+ensure_python_venv() {
+  local dir="$ROOT/tests/slixmpp" stamp want have=""
+  stamp="$dir/.venv/.switchboard-stamp"
+  want="$(sha256sum "$dir/requirements.txt" | cut -d' ' -f1)-$(python3 --version 2>&1)"
+  [[ -f "$stamp" ]] && have="$(cat "$stamp")"
+  if [[ -x "$dir/.venv/bin/python" && "$have" == "$want" ]]; then
+    echo "tests/slixmpp/.venv: up to date"
+    return 0
+  fi
+  rm -rf "$dir/.venv"
+  python3 -m venv "$dir/.venv" || return 1
+  "$dir/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$dir/requirements.txt" || return 1
+  echo "$want" >"$stamp" || return 1
+}
+
+slixmpp_tests() {
+  tests/slixmpp/.venv/bin/python -m pytest -q -p no:cacheprovider tests/slixmpp 2>&1 | tee "$LOG_DIR/pytest.log"
+}
+
 # Test stages whose output is kept (tee) for the closing count. pipefail is on, so they return the
 # runner's status.
 cargo_test() { cargo test --workspace 2>&1 | tee "$LOG_DIR/cargo-test.log"; }
@@ -279,6 +313,17 @@ elif ! run_stage "npm ci (tests/sdk)" ensure_node_modules; then
   skip_stage "SDK tests (node --test tests/sdk/)" "npm install failed"
 else
   run_stage "SDK tests (node --test tests/sdk/)" sdk_tests || true
+fi
+
+if ! command -v python3 >/dev/null; then
+  missing "python3 not available"
+  skip_stage "slixmpp tests (pytest tests/slixmpp)" "python3 missing"
+elif ! $BUILD_OK; then
+  skip_stage "slixmpp tests (pytest tests/slixmpp)" "build failed"
+elif ! run_stage "pip install (tests/slixmpp)" ensure_python_venv; then
+  skip_stage "slixmpp tests (pytest tests/slixmpp)" "pip install failed"
+else
+  run_stage "slixmpp tests (pytest tests/slixmpp)" slixmpp_tests || true
 fi
 
 exit 0 # the EXIT trap prints the summary and turns a failed stage into exit 1

@@ -118,7 +118,31 @@ pub(crate) async fn join(session: &mut Session, request: &Element, room: RoomAdd
         false,
         true,
     ));
+    if wants_subject(request) {
+        let subject = Element::builder("message", NS_CLIENT)
+            .attr(name("type"), "groupchat")
+            .attr(name("from"), room.bare(&domain))
+            .attr(name("to"), my_full.as_str())
+            .append(stanza::text_child(
+                "subject",
+                NS_CLIENT,
+                dialog.name.clone().unwrap_or_default(),
+            ))
+            .build();
+        session.send(&subject);
+    }
     session.rooms.insert(room);
+}
+
+/// XEP-0045 §7.2.15 ends a join with the room subject, and standard clients wait for it.
+/// QuickBlox SDKs hand every groupchat message to the app's message listener, where a
+/// subject would show up as an empty message; they join asking for no history
+/// (`maxstanzas='0'`), and get no subject either.
+fn wants_subject(request: &Element) -> bool {
+    let history = request
+        .get_child("x", stanza::NS_MUC)
+        .and_then(|x| x.get_child("history", stanza::NS_MUC));
+    history.and_then(|h| h.attr("maxstanzas")) != Some("0")
 }
 
 pub(crate) fn leave(session: &mut Session, room: &RoomAddr) {
