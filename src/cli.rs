@@ -93,6 +93,8 @@ pub struct ServeArgs {
     /// XMPP domain, announced as the chat endpoint [default: localhost].
     #[arg(long, env = "SWITCHBOARD_XMPP_DOMAIN", value_name = "DOMAIN")]
     pub xmpp_domain: Option<String>,
+    #[command(flatten)]
+    pub turn: TurnArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
@@ -127,4 +129,79 @@ pub enum AppCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+}
+
+/// The TURN relay (`turn` role).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TurnArgs {
+    /// TURN/STUN over UDP and TCP [default: 0.0.0.0:3478].
+    #[arg(long, env = "SWITCHBOARD_TURN_ADDR", value_name = "ADDR")]
+    pub turn_addr: Option<SocketAddr>,
+    /// TURN over TLS (turns:), e.g. 0.0.0.0:5349 [default: off].
+    #[arg(long, env = "SWITCHBOARD_TURN_TLS_ADDR", value_name = "ADDR")]
+    pub turn_tls_addr: Option<SocketAddr>,
+    /// PEM certificate chain for --turn-tls-addr [default: the REST API's certificate].
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TURN_TLS_CERT",
+        value_name = "FILE",
+        requires = "turn_tls_key"
+    )]
+    pub turn_tls_cert: Option<PathBuf>,
+    /// PEM private key for --turn-tls-addr.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TURN_TLS_KEY",
+        value_name = "FILE",
+        requires = "turn_tls_cert"
+    )]
+    pub turn_tls_key: Option<PathBuf>,
+    /// UDP port range of relayed addresses [default: 49152-65535].
+    #[arg(long, env = "SWITCHBOARD_TURN_RELAY_PORTS", value_name = "MIN-MAX")]
+    pub turn_relay_ports: Option<String>,
+    /// Address relayed sockets bind to and announce [default: the address the client reached].
+    #[arg(long, env = "SWITCHBOARD_TURN_RELAY_IP", value_name = "IP")]
+    pub turn_relay_ip: Option<std::net::IpAddr>,
+    /// TURN REST API shared secret [default: a random one kept in DATA_DIR/turn-secret].
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TURN_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub turn_secret: Option<String>,
+    /// TURN realm [default: switchboard].
+    #[arg(long, env = "SWITCHBOARD_TURN_REALM", value_name = "REALM")]
+    pub turn_realm: Option<String>,
+    /// Host announced in the ICE server URLs [default: the TURN listener, 127.0.0.1 if wildcard].
+    #[arg(long, env = "SWITCHBOARD_TURN_PUBLIC_HOST", value_name = "HOST")]
+    pub turn_public_host: Option<String>,
+    /// Peer CIDRs allowed despite the default deny list (loopback, private, link-local...).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TURN_ALLOW_PEERS",
+        value_name = "CIDRS",
+        value_delimiter = ','
+    )]
+    pub turn_allow_peers: Option<Vec<String>>,
+    /// Peer CIDRs always refused.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TURN_DENY_PEERS",
+        value_name = "CIDRS",
+        value_delimiter = ','
+    )]
+    pub turn_deny_peers: Option<Vec<String>>,
+    /// Allocations one user may hold at once [default: 10].
+    #[arg(long, env = "SWITCHBOARD_TURN_USER_QUOTA", value_name = "N")]
+    pub turn_user_quota: Option<u32>,
+    /// Allocations the relay holds at once [default: 10000].
+    #[arg(long, env = "SWITCHBOARD_TURN_TOTAL_QUOTA", value_name = "N")]
+    pub turn_total_quota: Option<u32>,
+    /// Per-allocation relay budget in bytes/s, 0 for unlimited [default: 1000000].
+    #[arg(long, env = "SWITCHBOARD_TURN_MAX_BANDWIDTH", value_name = "BYTES")]
+    pub turn_max_bandwidth: Option<u64>,
+    /// UDP listener sockets (SO_REUSEPORT) and threads [default: cores, at most 8].
+    #[arg(long, env = "SWITCHBOARD_TURN_WORKERS", value_name = "N")]
+    pub turn_workers: Option<usize>,
 }

@@ -28,6 +28,24 @@ pub struct FileConfig {
     pub session_ttl_secs: Option<u64>,
     pub signature_max_skew_secs: Option<u64>,
     pub shutdown_grace_secs: Option<u64>,
+    pub turn_addr: Option<SocketAddr>,
+    pub turn_tls_addr: Option<SocketAddr>,
+    pub turn_tls_cert: Option<PathBuf>,
+    pub turn_tls_key: Option<PathBuf>,
+    pub turn_relay_ports: Option<String>,
+    pub turn_relay_ip: Option<IpAddr>,
+    pub turn_secret: Option<String>,
+    pub turn_realm: Option<String>,
+    pub turn_public_host: Option<String>,
+    pub turn_allow_peers: Option<Vec<String>>,
+    pub turn_deny_peers: Option<Vec<String>>,
+    pub turn_user_quota: Option<u32>,
+    pub turn_total_quota: Option<u32>,
+    pub turn_max_bandwidth: Option<u64>,
+    pub turn_workers: Option<usize>,
+    pub turn_credential_ttl_secs: Option<u64>,
+    /// Static TURN users, `"name:password"` each (REST credentials need none).
+    pub turn_users: Option<Vec<String>>,
 }
 
 impl FileConfig {
@@ -100,6 +118,7 @@ pub struct Settings {
     pub signature_max_skew: Duration,
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     pub shutdown_grace: Duration,
+    pub turn: TurnSettings,
 }
 
 impl Settings {
@@ -141,6 +160,7 @@ impl Settings {
             session_ttl: Duration::from_secs(file.session_ttl_secs.unwrap_or(2 * 3600)),
             signature_max_skew: Duration::from_secs(file.signature_max_skew_secs.unwrap_or(3600)),
             shutdown_grace: Duration::from_secs(file.shutdown_grace_secs.unwrap_or(30)),
+            turn: TurnSettings::resolve(&args.turn, &file)?,
         };
         settings.validate()?;
         Ok(settings)
@@ -168,5 +188,115 @@ impl Settings {
             );
         }
         Ok(())
+    }
+}
+
+/// The TURN relay's settings (the `turn` role, and the ICE servers the api role announces).
+#[derive(Debug, Clone)]
+pub struct TurnSettings {
+    pub addr: SocketAddr,
+    pub tls_addr: Option<SocketAddr>,
+    /// Certificate and key for `tls_addr`; `None` uses the REST API's.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub relay_ports: turn_relay::PortRange,
+    pub relay_ip: Option<IpAddr>,
+    /// `None`: a random secret persisted in DATA_DIR/turn-secret.
+    pub secret: Option<String>,
+    pub realm: String,
+    pub public_host: Option<String>,
+    pub allow_peers: Vec<turn_relay::core::policy::Cidr>,
+    pub deny_peers: Vec<turn_relay::core::policy::Cidr>,
+    pub user_quota: u32,
+    pub total_quota: u32,
+    pub max_bandwidth: Option<u64>,
+    pub workers: Option<usize>,
+    /// Lifetime of minted TURN credentials: they must outlive a call (a Refresh with
+    /// expired credentials fails), so a day, as coturn's REST examples use.
+    pub credential_ttl: Duration,
+    pub static_users: std::collections::HashMap<String, String>,
+}
+
+impl TurnSettings {
+    fn resolve(args: &crate::cli::TurnArgs, file: &FileConfig) -> anyhow::Result<Self> {
+        let cidrs = |list: Option<Vec<String>>, key: &str| -> anyhow::Result<Vec<_>> {
+            list.unwrap_or_default()
+                .iter()
+                .filter(|c| !c.trim().is_empty())
+                .map(|c| c.parse().map_err(|e: String| anyhow::anyhow!("{key}: {e}")))
+                .collect()
+        };
+        let tls = match (
+            args.turn_tls_cert.clone().or(file.turn_tls_cert.clone()),
+            args.turn_tls_key.clone().or(file.turn_tls_key.clone()),
+        ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => anyhow::bail!("turn_tls_cert and turn_tls_key must be given together"),
+        };
+        let relay_ports = match args
+            .turn_relay_ports
+            .clone()
+            .or(file.turn_relay_ports.clone())
+        {
+            Some(r) => r
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("turn_relay_ports: {e}"))?,
+            None => turn_relay::PortRange {
+                min: 49152,
+                max: 65535,
+            },
+        };
+        let mut static_users = std::collections::HashMap::new();
+        for entry in file.turn_users.clone().unwrap_or_default() {
+            let (name, password) = entry
+                .split_once(':')
+                .ok_or_else(|| anyhow::anyhow!("turn_users entries are \"name:password\""))?;
+            static_users.insert(name.to_string(), password.to_string());
+        }
+        let max_bandwidth = args
+            .turn_max_bandwidth
+            .or(file.turn_max_bandwidth)
+            .unwrap_or(1_000_000);
+        Ok(Self {
+            addr: args
+                .turn_addr
+                .or(file.turn_addr)
+                .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 3478)),
+            tls_addr: args.turn_tls_addr.or(file.turn_tls_addr),
+            tls,
+            relay_ports,
+            relay_ip: args.turn_relay_ip.or(file.turn_relay_ip),
+            secret: args.turn_secret.clone().or(file.turn_secret.clone()),
+            realm: args
+                .turn_realm
+                .clone()
+                .or(file.turn_realm.clone())
+                .unwrap_or_else(|| "switchboard".into()),
+            public_host: args
+                .turn_public_host
+                .clone()
+                .or(file.turn_public_host.clone()),
+            allow_peers: cidrs(
+                args.turn_allow_peers
+                    .clone()
+                    .or(file.turn_allow_peers.clone()),
+                "turn_allow_peers",
+            )?,
+            deny_peers: cidrs(
+                args.turn_deny_peers
+                    .clone()
+                    .or(file.turn_deny_peers.clone()),
+                "turn_deny_peers",
+            )?,
+            user_quota: args.turn_user_quota.or(file.turn_user_quota).unwrap_or(10),
+            total_quota: args
+                .turn_total_quota
+                .or(file.turn_total_quota)
+                .unwrap_or(10_000),
+            max_bandwidth: (max_bandwidth > 0).then_some(max_bandwidth),
+            workers: args.turn_workers.or(file.turn_workers),
+            credential_ttl: Duration::from_secs(file.turn_credential_ttl_secs.unwrap_or(86_400)),
+            static_users,
+        })
     }
 }

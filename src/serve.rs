@@ -36,23 +36,35 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .public_api_url
         .clone()
         .unwrap_or_else(|| format!("https://{}", roles::api::reachable(listeners.https_addr)));
+    let (stop, shutdown) = Shutdown::new();
+    let mut registry = Registry::default();
+    let mut running: Vec<Running> = Vec::new();
+    // The TURN relay binds first: the ICE servers the control plane announces name its
+    // real ports. It shares only the REST secret with the control plane.
+    let turn_secret = roles::turn::secret(&settings)?;
+    let turn_addrs = if settings.has_role(Role::Turn) {
+        let (turn, addrs) =
+            roles::turn::start(&settings, &turn_secret, &mut registry, shutdown.clone())?;
+        running.push(turn);
+        Some(addrs)
+    } else {
+        None
+    };
     let config = ControlConfig {
         session_ttl: settings.session_ttl,
         signature_max_skew: settings.signature_max_skew,
         public_api_url: public_api_url.clone(),
         chat_endpoint: settings.xmpp_domain.clone(),
+        ice: Some(roles::turn::ice_config(&settings, turn_secret, turn_addrs)),
         ..ControlConfig::default()
     };
     let control = ControlPlane::new(store.clone(), Arc::new(SystemClock), config);
     let (default_app, created) = control.ensure_default_app().await?;
     let certificate = roles::api::certificate(&settings)?;
 
-    let (stop, shutdown) = Shutdown::new();
-    let mut registry = Registry::default();
     // Roles with WebSocket faces register their metrics into `registry` and hand their
     // routes to the api role here, before it starts.
     let mut extra_routes = Vec::new();
-    let mut running: Vec<Running> = Vec::new();
     if settings.has_role(Role::Xmpp) {
         let (xmpp, routes) =
             roles::xmpp::start(&settings, control.clone(), &mut registry, shutdown.clone()).await?;

@@ -17,6 +17,8 @@ pub struct ControlConfig {
     /// Stanzas kept per offline user; beyond it the oldest are dropped (arbitrary: a
     /// long weekend of a busy group chat, a few hundred KiB per user).
     pub chat_offline_cap: usize,
+    /// The TURN relay announced by `GET /calls/ice_servers.json`; `None` answers 404.
+    pub ice: Option<crate::domain::ice::IceConfig>,
 }
 
 impl Default for ControlConfig {
@@ -27,6 +29,7 @@ impl Default for ControlConfig {
             public_api_url: "https://127.0.0.1:8443".into(),
             chat_endpoint: "localhost".into(),
             chat_offline_cap: 1000,
+            ice: None,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! shutdown signal fires. `serve.rs` only sequences them.
 
 pub mod api;
+pub mod turn;
 pub mod xmpp;
 
 use std::str::FromStr;
@@ -20,16 +21,19 @@ pub enum Role {
     Api,
     /// XMPP chat and signaling (TCP, and WebSocket on the api role's listeners).
     Xmpp,
+    /// The TURN relay (UDP/TCP `--turn-addr`, TLS `--turn-tls-addr`).
+    Turn,
 }
 
 impl Role {
     /// Every role this build has, in start order; the default of `--roles`.
-    pub const ALL: &'static [Role] = &[Role::Api, Role::Xmpp];
+    pub const ALL: &'static [Role] = &[Role::Api, Role::Xmpp, Role::Turn];
 
     pub fn name(self) -> &'static str {
         match self {
             Role::Api => "api",
             Role::Xmpp => "xmpp",
+            Role::Turn => "turn",
         }
     }
 }

@@ -20,4 +20,5 @@ pub mod driver;
 pub mod metrics;
 
 pub use config::{PortRange, TlsListener, TurnConfig};
+pub use driver::TurnServer;
 pub use metrics::TurnMetrics;

@@ -6,6 +6,7 @@ pub mod apps;
 pub mod chat;
 pub mod clock;
 pub mod error;
+pub mod ice;
 pub mod ids;
 pub mod model;
 pub mod password;

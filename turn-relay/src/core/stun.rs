@@ -540,14 +540,16 @@ impl Writer<'_> {
 
 /// ChannelData (RFC 8656 §12.4): channel number, length, payload.
 pub mod channel_data {
-    /// Channel numbers a client may bind (RFC 8656 §12).
+    /// Channel numbers a client may bind: RFC 8656 §12 narrowed them to 0x4000–0x4FFF,
+    /// but RFC 5766 clients (coturn's own among them) still pick up to 0x7FFF, and the
+    /// first two bits `01` tell ChannelData from STUN either way (RFC 7983).
     pub const MIN_CHANNEL: u16 = 0x4000;
-    pub const MAX_CHANNEL: u16 = 0x4FFF;
+    pub const MAX_CHANNEL: u16 = 0x7FFF;
     pub const HEADER_LEN: usize = 4;
 
     /// First two bits `01` (RFC 7983): ChannelData rather than STUN.
     pub fn looks_like(b: &[u8]) -> bool {
-        b.first().is_some_and(|&b0| (0x40..=0x4F).contains(&b0))
+        b.first().is_some_and(|&b0| (0x40..=0x7F).contains(&b0))
     }
 
     /// `(channel, payload)`; the datagram may carry padding beyond the length.

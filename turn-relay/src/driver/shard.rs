@@ -1,0 +1,282 @@
+//! One shard: a thread with a single-threaded tokio runtime that owns one core `Server`,
+//! its `SO_REUSEPORT` UDP (and TCP/TLS) listener, and the relayed sockets of its
+//! allocations. Everything here runs on that thread, so the state sits in `RefCell`s
+//! borrowed only between awaits, never across one: no locks on the relay path.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{watch, Notify};
+use tokio::task::AbortHandle;
+
+use super::udp::{self, RecvBuffers, UdpIo, OUT_BUF};
+use crate::core::allocation::{AllocationId, FiveTuple, Transport};
+use crate::core::server::{BindError, Output, RelaySockets, Server};
+use crate::metrics::TurnMetrics;
+
+/// Upper bound on the timer loop's sleep: deadlines are at least 300 s away when set,
+/// so a one-second tick loses no precision that matters and keeps the loop simple.
+const TIMER_TICK: Duration = Duration::from_secs(1);
+/// Batches one socket may process per wake before yielding (quinn's IO_LOOP_BOUND idea:
+/// one busy socket must not starve the shard's others).
+const IO_LOOP_BOUND: usize = 16;
+/// Bytes queued for one stream client before further relayed packets are dropped
+/// (arbitrary: about a second of a 2 Mbit/s call).
+pub(crate) const STREAM_QUEUE_LIMIT: usize = 256 * 1024;
+
+/// Bytes waiting to be written to a TCP/TLS client, and a wake-up for its writer.
+#[derive(Default)]
+pub(crate) struct StreamOut {
+    pub queue: RefCell<Vec<u8>>,
+    pub ready: Notify,
+}
+
+struct RelayEntry {
+    id: AllocationId,
+    io: Rc<UdpIo>,
+    task: AbortHandle,
+}
+
+pub(crate) struct Shard {
+    pub server: RefCell<Server>,
+    pub listener: UdpIo,
+    pub listen: SocketAddr,
+    relays: RefCell<Vec<Option<RelayEntry>>>,
+    pub streams: RefCell<HashMap<SocketAddr, Rc<StreamOut>>>,
+    bufs: RefCell<RecvBuffers>,
+    pub out: RefCell<Vec<u8>>,
+    pub metrics: TurnMetrics,
+}
+
+impl Shard {
+    pub fn new(server: Server, listener: UdpIo, listen: SocketAddr, metrics: TurnMetrics) -> Rc<Self> {
+        Rc::new(Self {
+            server: RefCell::new(server),
+            listener,
+            listen,
+            relays: RefCell::new(Vec::new()),
+            streams: RefCell::new(HashMap::new()),
+            bufs: RefCell::new(RecvBuffers::new()),
+            out: RefCell::new(vec![0; OUT_BUF]),
+            metrics,
+        })
+    }
+
+    /// Sends a relayed payload from allocation `id`'s socket to `peer`.
+    pub fn send_to_peer(&self, id: AllocationId, peer: SocketAddr, payload: &[u8]) {
+        let relays = self.relays.borrow();
+        let entry = relays
+            .get(id.slot as usize)
+            .and_then(Option::as_ref)
+            .filter(|e| e.id == id);
+        match entry {
+            Some(e) if e.io.send(peer, None, payload) => {}
+            _ => self.metrics.dropped("send_failed"),
+        }
+    }
+
+    /// Sends a framed packet to a client over whatever transport it came on.
+    pub fn send_to_client(&self, to: &FiveTuple, bytes: &[u8]) {
+        match to.transport {
+            Transport::Udp => {
+                if !self.listener.send(to.client, Some(to.server.ip()), bytes) {
+                    self.metrics.dropped("send_failed");
+                }
+            }
+            Transport::Tcp | Transport::Tls => {
+                let streams = self.streams.borrow();
+                let Some(out) = streams.get(&to.client) else {
+                    return;
+                };
+                let mut queue = out.queue.borrow_mut();
+                if queue.len() + bytes.len() > STREAM_QUEUE_LIMIT {
+                    self.metrics.dropped("stream_backlog");
+                    return;
+                }
+                queue.extend_from_slice(bytes);
+                out.ready.notify_one();
+            }
+        }
+    }
+
+    /// Feeds one client datagram (or stream frame) to the core and carries out its output.
+    pub fn on_client_datagram(self: &Rc<Self>, now: Instant, tuple: FiveTuple, data: &[u8]) {
+        let mut out = self.out.borrow_mut();
+        let output = {
+            let mut opener = Opener { shard: self };
+            self.server
+                .borrow_mut()
+                .handle_datagram(now, tuple, data, &mut out, &mut opener)
+        };
+        match output {
+            Output::None => {}
+            Output::Reply(len) => self.send_to_client(&tuple, &out[..len]),
+            Output::ToPeer { id, peer, payload } => self.send_to_peer(id, peer, &data[payload]),
+        }
+    }
+
+    pub fn close_client(self: &Rc<Self>, tuple: &FiveTuple) {
+        self.streams.borrow_mut().remove(&tuple.client);
+        let mut opener = Opener { shard: self };
+        self.server.borrow_mut().close_client(tuple, &mut opener);
+    }
+}
+
+/// Opens and closes relayed sockets for the core, spawning each one's receive loop.
+struct Opener<'a> {
+    shard: &'a Rc<Shard>,
+}
+
+impl RelaySockets for Opener<'_> {
+    fn open(&mut self, id: AllocationId, addr: SocketAddr) -> Result<(), BindError> {
+        let socket = udp::bind_udp(addr).map_err(|e| match e.kind() {
+            io::ErrorKind::AddrInUse => BindError::InUse,
+            _ => {
+                tracing::warn!(%addr, error = %e, "cannot bind a relayed address");
+                BindError::Failed
+            }
+        })?;
+        let io = Rc::new(UdpIo::relay(socket).map_err(|_| BindError::Failed)?);
+        let task = tokio::task::spawn_local(relay_loop(self.shard.clone(), id, io.clone()));
+        let mut relays = self.shard.relays.borrow_mut();
+        let slot = id.slot as usize;
+        if relays.len() <= slot {
+            relays.resize_with(slot + 1, || None);
+        }
+        relays[slot] = Some(RelayEntry {
+            id,
+            io,
+            task: task.abort_handle(),
+        });
+        Ok(())
+    }
+
+    fn close(&mut self, id: AllocationId) {
+        let mut relays = self.shard.relays.borrow_mut();
+        if let Some(entry) = relays.get_mut(id.slot as usize) {
+            if entry.as_ref().is_some_and(|e| e.id == id) {
+                if let Some(e) = entry.take() {
+                    e.task.abort();
+                }
+            }
+        }
+    }
+}
+
+/// The listener: batches of client datagrams into the core.
+pub(crate) async fn listener_loop(shard: Rc<Shard>) {
+    loop {
+        if let Err(e) = shard.listener.socket.readable().await {
+            tracing::error!(error = %e, "TURN UDP listener failed");
+            return;
+        }
+        for _ in 0..IO_LOOP_BOUND {
+            let mut bufs = shard.bufs.borrow_mut();
+            let n = match shard.listener.recv(&mut bufs) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "TURN UDP receive error");
+                    break;
+                }
+            };
+            let now = Instant::now();
+            for i in 0..n {
+                let (client, dst_ip, datagrams) = bufs.datagrams(i);
+                let server = SocketAddr::new(dst_ip.unwrap_or(shard.listen.ip()), shard.listen.port());
+                let tuple = FiveTuple {
+                    client,
+                    server,
+                    transport: Transport::Udp,
+                };
+                for data in datagrams {
+                    shard.on_client_datagram(now, tuple, data);
+                }
+            }
+            drop(bufs);
+            shard.server.borrow_mut().flush_stats();
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// One relayed socket: batches of peer datagrams, framed by the core for the client.
+async fn relay_loop(shard: Rc<Shard>, id: AllocationId, io: Rc<UdpIo>) {
+    loop {
+        if io.socket.readable().await.is_err() {
+            return;
+        }
+        for _ in 0..IO_LOOP_BOUND {
+            let mut bufs = shard.bufs.borrow_mut();
+            let n = match io.recv(&mut bufs) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => break,
+            };
+            let now = Instant::now();
+            let mut out = shard.out.borrow_mut();
+            let mut server = shard.server.borrow_mut();
+            for i in 0..n {
+                let (peer, _, datagrams) = bufs.datagrams(i);
+                for data in datagrams {
+                    if let Some(to) = server.handle_peer_datagram(now, id, peer, data, &mut out) {
+                        shard.send_to_client(&to.five_tuple, &out[..to.len]);
+                    }
+                }
+            }
+            server.flush_stats();
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Drives the core's timers.
+pub(crate) async fn timer_loop(shard: Rc<Shard>) {
+    loop {
+        let now = Instant::now();
+        let deadline = shard
+            .server
+            .borrow()
+            .poll_timeout()
+            .map_or(now + TIMER_TICK, |d| d.min(now + TIMER_TICK));
+        tokio::time::sleep_until(deadline.into()).await;
+        let now = Instant::now();
+        let mut opener = Opener { shard: &shard };
+        shard.server.borrow_mut().handle_timeout(now, &mut opener);
+    }
+}
+
+/// Runs a shard's tasks until `stop` fires.
+pub(crate) async fn run(
+    shard: Rc<Shard>,
+    tcp: Option<std::net::TcpListener>,
+    tls: Option<(std::net::TcpListener, tokio_rustls::TlsAcceptor)>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tasks = vec![
+        tokio::task::spawn_local(listener_loop(shard.clone())),
+        tokio::task::spawn_local(timer_loop(shard.clone())),
+    ];
+    if let Some(tcp) = tcp {
+        tasks.push(tokio::task::spawn_local(super::tcp::accept_loop(shard.clone(), tcp)));
+    }
+    if let Some((listener, acceptor)) = tls {
+        tasks.push(tokio::task::spawn_local(super::tls::accept_loop(
+            shard.clone(),
+            listener,
+            acceptor,
+        )));
+    }
+    let _ = stop.wait_for(|s| *s).await;
+    for t in tasks {
+        t.abort();
+    }
+    let relays: Vec<_> = shard.relays.borrow_mut().drain(..).flatten().collect();
+    for r in relays {
+        r.task.abort();
+    }
+}
