@@ -19,7 +19,8 @@ FAIL_FAST="${FAIL_FAST:-}"
 
 # Debian packages the suites need. nodejs/npm are checked by command (the machine's Node may not come
 # from Debian's own packages); chromium is for the browser suites.
-APT_PACKAGES=(postgresql chromium)
+# coturn brings turnutils_uclient/turnutils_peer for the TURN real-client tests (its server is never started).
+APT_PACKAGES=(postgresql chromium coturn)
 PG_PORT=5432
 export SWITCHBOARD_TEST_PG_URL="${SWITCHBOARD_TEST_PG_URL:-postgres://postgres@127.0.0.1:${PG_PORT}/test}"
 

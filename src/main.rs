@@ -21,7 +21,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             None => serve::run(cli.serve).await,
-            Some(cli::Command::Serve(args)) => serve::run(args).await,
+            Some(cli::Command::Serve(args)) => serve::run(*args).await,
             Some(cli::Command::App { command }) => apps_cmd::run(command).await,
         }
     })

@@ -53,7 +53,12 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
-    pub fn new(server: Server, listener: UdpIo, listen: SocketAddr, metrics: TurnMetrics) -> Rc<Self> {
+    pub fn new(
+        server: Server,
+        listener: UdpIo,
+        listen: SocketAddr,
+        metrics: TurnMetrics,
+    ) -> Rc<Self> {
         Rc::new(Self {
             server: RefCell::new(server),
             listener,
@@ -187,7 +192,8 @@ pub(crate) async fn listener_loop(shard: Rc<Shard>) {
             let now = Instant::now();
             for i in 0..n {
                 let (client, dst_ip, datagrams) = bufs.datagrams(i);
-                let server = SocketAddr::new(dst_ip.unwrap_or(shard.listen.ip()), shard.listen.port());
+                let server =
+                    SocketAddr::new(dst_ip.unwrap_or(shard.listen.ip()), shard.listen.port());
                 let tuple = FiveTuple {
                     client,
                     server,
@@ -262,7 +268,10 @@ pub(crate) async fn run(
         tokio::task::spawn_local(timer_loop(shard.clone())),
     ];
     if let Some(tcp) = tcp {
-        tasks.push(tokio::task::spawn_local(super::tcp::accept_loop(shard.clone(), tcp)));
+        tasks.push(tokio::task::spawn_local(super::tcp::accept_loop(
+            shard.clone(),
+            tcp,
+        )));
     }
     if let Some((listener, acceptor)) = tls {
         tasks.push(tokio::task::spawn_local(super::tls::accept_loop(
