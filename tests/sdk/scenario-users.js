@@ -337,8 +337,7 @@ function buildSteps(target) {
 }
 
 // Runs every step; a step whose prerequisites did not pass is skipped. report(msg) gets each protocol message.
-async function run(target, report = () => {}) {
-  const steps = buildSteps(target);
+async function runSteps(steps, report = () => {}) {
   report({ plan: steps.map((s) => s.name) });
   const status = {};
   const counts = { passed: 0, failed: 0, skipped: 0 };
@@ -365,9 +364,10 @@ async function run(target, report = () => {}) {
   return done;
 }
 
-module.exports = { run };
+const run = (target, report) => runSteps(buildSteps(target), report);
 
-if (require.main === module) {
+// The standalone entry point of a scenario whose steps `build(target)` makes.
+function main(build) {
   const overall = setTimeout(() => {
     process.stdout.write('@@SB ' + JSON.stringify({ fatal: 'scenario timed out' }) + '\n');
     process.exit(3);
@@ -379,7 +379,7 @@ if (require.main === module) {
     console.error('SWITCHBOARD_SDK_TARGET must be JSON {"api":"host:port","app":{…}}: ' + e.message);
     process.exit(2);
   }
-  run(target, (m) => process.stdout.write('@@SB ' + JSON.stringify(m) + '\n'))
+  runSteps(build(target), (m) => process.stdout.write('@@SB ' + JSON.stringify(m) + '\n'))
     .then((done) => {
       clearTimeout(overall);
       // The SDK may keep sockets/timers alive: exit explicitly once stdout is flushed.
@@ -389,3 +389,8 @@ if (require.main === module) {
       process.exit(2);
     });
 }
+
+// Other scenarios (scenario-chat-rest.js) reuse the step runner and the SDK call helpers.
+module.exports = { run, runSteps, main, call, ok, fails, fmt };
+
+if (require.main === module) main(buildSteps);
