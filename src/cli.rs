@@ -90,6 +90,9 @@ pub struct ServeArgs {
     /// XMPP over TCP listener [default: 0.0.0.0:5222].
     #[arg(long, env = "SWITCHBOARD_XMPP_ADDR", value_name = "ADDR")]
     pub xmpp_addr: Option<SocketAddr>,
+    /// Refuse XMPP authentication over TCP before STARTTLS.
+    #[arg(long, env = "SWITCHBOARD_XMPP_REQUIRE_TLS")]
+    pub xmpp_require_tls: bool,
     /// XMPP domain, announced as the chat endpoint [default: localhost].
     #[arg(long, env = "SWITCHBOARD_XMPP_DOMAIN", value_name = "DOMAIN")]
     pub xmpp_domain: Option<String>,

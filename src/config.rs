@@ -25,6 +25,7 @@ pub struct FileConfig {
     pub public_api_url: Option<String>,
     pub xmpp_domain: Option<String>,
     pub xmpp_addr: Option<SocketAddr>,
+    pub xmpp_require_tls: Option<bool>,
     pub session_ttl_secs: Option<u64>,
     pub signature_max_skew_secs: Option<u64>,
     pub shutdown_grace_secs: Option<u64>,
@@ -114,6 +115,8 @@ pub struct Settings {
     pub public_api_url: Option<String>,
     pub xmpp_domain: String,
     pub xmpp_addr: SocketAddr,
+    /// Refuse XMPP authentication over TCP until the client has done STARTTLS.
+    pub xmpp_require_tls: bool,
     pub session_ttl: Duration,
     pub signature_max_skew: Duration,
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
@@ -157,6 +160,7 @@ impl Settings {
                 .xmpp_addr
                 .or(file.xmpp_addr)
                 .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5222)),
+            xmpp_require_tls: args.xmpp_require_tls || file.xmpp_require_tls.unwrap_or(false),
             session_ttl: Duration::from_secs(file.session_ttl_secs.unwrap_or(2 * 3600)),
             signature_max_skew: Duration::from_secs(file.signature_max_skew_secs.unwrap_or(3600)),
             shutdown_grace: Duration::from_secs(file.shutdown_grace_secs.unwrap_or(30)),

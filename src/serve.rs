@@ -66,8 +66,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // routes to the api role here, before it starts.
     let mut extra_routes = Vec::new();
     if settings.has_role(Role::Xmpp) {
-        let (xmpp, routes) =
-            roles::xmpp::start(&settings, control.clone(), &mut registry, shutdown.clone()).await?;
+        let (xmpp, routes) = roles::xmpp::start(
+            &settings,
+            &certificate,
+            control.clone(),
+            &mut registry,
+            shutdown.clone(),
+        )
+        .await?;
         running.push(xmpp);
         extra_routes.push(routes);
     }

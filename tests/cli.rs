@@ -121,6 +121,8 @@ fn serve_in(dir: &Path) -> Command {
         "127.0.0.1:0",
         "--xmpp-addr",
         "127.0.0.1:0",
+        "--turn-addr",
+        "127.0.0.1:0",
     ]);
     command.env("RUST_LOG", "warn");
     command
@@ -283,4 +285,32 @@ fn settings_come_from_the_config_file_and_environment() {
     let output = run(&["serve", "--config", config.to_str().unwrap()]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("http_adress"));
+}
+
+#[test]
+fn turn_role_answers_stun_and_keeps_its_secret_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&mut serve_in(dir.path()));
+    let turn: std::net::SocketAddr = server.get("TURN (UDP)").parse().unwrap();
+    assert_eq!(server.get("TURN (TCP)"), turn.to_string());
+    // A STUN Binding request (RFC 8489 §5): type 0x0001, no attributes.
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(STARTUP_LIMIT)).unwrap();
+    let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+    request.extend_from_slice(&[7; 12]);
+    socket.send_to(&request, turn).unwrap();
+    let mut buf = [0u8; 512];
+    let (n, _) = socket.recv_from(&mut buf).expect("a Binding response");
+    assert_eq!(&buf[..2], &[0x01, 0x01], "Binding success");
+    assert_eq!(&buf[8..20], &[7; 12], "same transaction");
+    assert!(n > 20);
+    let secret = std::fs::read_to_string(dir.path().join("turn-secret")).unwrap();
+    assert!(secret.len() >= 32);
+    server.stop();
+    let again = Server::start(&mut serve_in(dir.path()));
+    again.stop();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("turn-secret")).unwrap(),
+        secret
+    );
 }
