@@ -31,6 +31,14 @@ struct Server {
 
 impl Server {
     async fn start() -> Self {
+        Self::start_with(XmppConfig {
+            max_stanza_bytes: MAX_STANZA,
+            ..XmppConfig::default()
+        })
+        .await
+    }
+
+    async fn start_with(xmpp: XmppConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(open_store("sqlite", dir.path()).await.unwrap());
         let config = ControlConfig {
@@ -40,10 +48,6 @@ impl Server {
         let control = ControlPlane::new(store, Arc::new(SystemClock), config);
         let (app, _) = control.ensure_default_app().await.unwrap();
         let mut registry = Registry::default();
-        let xmpp = XmppConfig {
-            max_stanza_bytes: MAX_STANZA,
-            ..XmppConfig::default()
-        };
         let ctx = signaling::context(control.clone(), "localhost".into(), xmpp, &mut registry);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -121,8 +125,11 @@ impl Server {
     }
 }
 
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 struct Client {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     framer: TcpFramer,
     events: VecDeque<StreamEvent>,
     jid: String,
@@ -131,7 +138,7 @@ struct Client {
 impl Client {
     async fn connect(addr: SocketAddr) -> Self {
         Self {
-            stream: TcpStream::connect(addr).await.unwrap(),
+            stream: Box::new(TcpStream::connect(addr).await.unwrap()),
             framer: TcpFramer::new(1 << 20),
             events: VecDeque::new(),
             jid: String::new(),
@@ -444,6 +451,15 @@ async fn group_dialogs_are_rooms_for_their_occupants_only() {
     );
     let own = b.until("presence").await;
     assert_eq!(own.attr("id"), Some("j2"));
+    // A standard join (no maxstanzas='0') ends with the room subject, the dialog name.
+    let subject = b.until("message").await;
+    assert_eq!(
+        subject
+            .get_child("subject", NS_CLIENT)
+            .map(Element::text)
+            .as_deref(),
+        Some("team")
+    );
     // Alice is told Bob joined.
     let bob_joined = a.until("presence").await;
     assert_eq!(
@@ -498,4 +514,128 @@ async fn group_dialogs_are_rooms_for_their_occupants_only() {
         left.attr("from"),
         Some(format!("{room}/{}", bob.0).as_str())
     );
+}
+
+#[tokio::test]
+async fn carbons_copy_sent_messages_to_the_senders_other_resources() {
+    let server = Server::start().await;
+    let (alice, bob) = (server.user("alice").await, server.user("bob").await);
+    let mut phone = server.client(alice, "alice-password").await;
+    let mut laptop = server.client(alice, "alice-password").await;
+    let mut b = server.client(bob, "bob-password").await;
+    laptop
+        .send("<iq type='set' id='c1'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
+        .await;
+    assert_eq!(laptop.until("iq").await.attr("type"), Some("result"));
+
+    phone
+        .send(&format!(
+            "<message to='{}' type='chat' id='6b051f5767de101fc10000c1'><body>from my phone</body></message>",
+            server.jid(bob)
+        ))
+        .await;
+    assert_eq!(
+        b.until("message")
+            .await
+            .get_child("body", NS_CLIENT)
+            .unwrap()
+            .text(),
+        "from my phone"
+    );
+    let carbon = laptop.until("message").await;
+    let sent = carbon
+        .get_child("sent", "urn:xmpp:carbons:2")
+        .expect("a <sent/> carbon");
+    let copy = sent
+        .get_child("forwarded", "urn:xmpp:forward:0")
+        .and_then(|f| f.get_child("message", NS_CLIENT))
+        .expect("the forwarded message");
+    assert_eq!(
+        copy.get_child("body", NS_CLIENT).unwrap().text(),
+        "from my phone"
+    );
+    assert_eq!(carbon.attr("from"), Some(server.jid(alice).as_str()));
+}
+
+#[tokio::test]
+async fn floods_end_the_stream_with_policy_violation() {
+    // No refill at all: exactly the burst is allowed, whatever the timing.
+    let server = Server::start_with(XmppConfig {
+        stanza_rate: 0,
+        stanza_burst: 8,
+        ..XmppConfig::default()
+    })
+    .await;
+    let alice = server.user("alice").await;
+    // Binding and the roster take 2 stanzas, initial presence 1.
+    let mut a = server.client(alice, "alice-password").await;
+    let pings: String = (0..10)
+        .map(|i| format!("<iq type='get' id='p{i}'><ping xmlns='urn:xmpp:ping'/></iq>"))
+        .collect();
+    a.send(&pings).await;
+    let error = a.until("error").await;
+    assert!(error
+        .get_child("policy-violation", "urn:ietf:params:xml:ns:xmpp-streams")
+        .is_some());
+}
+
+fn test_certificate() -> (Arc<rustls::ServerConfig>, rustls::RootCertStore) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = generated.cert.der().clone();
+    let key =
+        rustls::pki_types::PrivateKeyDer::try_from(generated.key_pair.serialize_der()).unwrap();
+    let server = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    (Arc::new(server), roots)
+}
+
+#[tokio::test]
+async fn starttls_upgrades_the_stream_and_can_be_required() {
+    let (tls, roots) = test_certificate();
+    let server = Server::start_with(XmppConfig {
+        tls: Some(tls),
+        require_tls: true,
+        ..XmppConfig::default()
+    })
+    .await;
+    let alice = server.user("alice").await;
+    let node = format!("{}-{}", alice.0, server.app.id.0);
+
+    // Without TLS, authentication is refused.
+    let mut plain = Client::connect(server.addr).await;
+    plain.open().await;
+    assert!(!plain.authenticate(&node, "alice-password").await);
+
+    let mut client = Client::connect(server.addr).await;
+    client.open().await;
+    client
+        .send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        .await;
+    assert_eq!(
+        client.until("proceed").await.ns(),
+        "urn:ietf:params:xml:ns:xmpp-tls"
+    );
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = std::mem::replace(&mut client.stream, Box::new(tokio::io::duplex(1).0));
+    let tls_stream = connector
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .expect("TLS handshake with the server's certificate");
+    client.stream = Box::new(tls_stream);
+    client.open().await;
+    assert!(client.authenticate(&node, "alice-password").await);
+    client.open().await;
+    client.bind().await;
+    assert_eq!(client.jid, format!("{}/test", server.jid(alice)));
 }

@@ -13,18 +13,24 @@ use super::{Running, Shutdown};
 use crate::config::Settings;
 
 /// Binds the TCP listener and builds the `/ws` routes; the api role serves those.
+/// STARTTLS uses the HTTPS listener's certificate.
 pub async fn start(
     settings: &Settings,
+    certificate: &super::api::Certificate,
     control: ControlPlane,
     registry: &mut Registry,
     shutdown: Shutdown,
 ) -> anyhow::Result<(Running, Router)> {
-    let ctx = signaling::context(
-        control,
-        settings.xmpp_domain.clone(),
-        XmppConfig::default(),
-        registry,
-    );
+    let tls =
+        axum_server::tls_rustls::RustlsConfig::from_pem_file(&certificate.cert, &certificate.key)
+            .await
+            .with_context(|| format!("loading {} for XMPP STARTTLS", certificate.cert.display()))?;
+    let config = XmppConfig {
+        tls: Some(tls.get_inner()),
+        require_tls: settings.xmpp_require_tls,
+        ..XmppConfig::default()
+    };
+    let ctx = signaling::context(control, settings.xmpp_domain.clone(), config, registry);
     let listener = tokio::net::TcpListener::bind(settings.xmpp_addr)
         .await
         .with_context(|| format!("binding XMPP listener {}", settings.xmpp_addr))?;
@@ -38,6 +44,15 @@ pub async fn start(
         role: "xmpp",
         banner: vec![
             ("XMPP (TCP)".into(), super::api::reachable(addr).to_string()),
+            (
+                "XMPP STARTTLS".into(),
+                if settings.xmpp_require_tls {
+                    "required"
+                } else {
+                    "offered"
+                }
+                .into(),
+            ),
             ("XMPP domain".into(), settings.xmpp_domain.clone()),
         ],
         task,

@@ -165,6 +165,9 @@ async fn to_user(
         }
         _ => false,
     };
+    if stored {
+        send_carbons(session, &message);
+    }
     let xml: Outbound = to_xml(&message).into();
     let delivered = session
         .ctx
@@ -195,6 +198,30 @@ async fn to_user(
             "item-not-found",
             "no such user",
         ));
+    }
+}
+
+/// XEP-0280: copies of a sent chat message to the sender's other resources that asked.
+/// (Received messages already reach every resource, so no `<received/>` carbons exist.)
+fn send_carbons(session: &Session, message: &Element) {
+    let me = session.me();
+    let domain = &session.ctx.domain;
+    for resource in session.ctx.router.other_resources(me, session.conn) {
+        if !resource.wants_carbons() {
+            continue;
+        }
+        let forwarded = Element::builder("forwarded", stanza::NS_FORWARD).append(message.clone());
+        let sent = Element::builder("sent", stanza::NS_CARBONS).append(forwarded.build());
+        let carbon = Element::builder("message", NS_CLIENT)
+            .attr(name("type"), "chat")
+            .attr(name("from"), me.bare(domain))
+            .attr(name("to"), me.full(domain, &resource.name))
+            .append(sent.build())
+            .build();
+        session
+            .ctx
+            .router
+            .offer(&resource.tx, &Outbound::from(to_xml(&carbon)));
     }
 }
 

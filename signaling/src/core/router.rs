@@ -5,7 +5,7 @@
 //! rather than growing memory without bound.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use control_api::domain::model::UserId;
@@ -24,6 +24,14 @@ pub struct Resource {
     pub conn: ConnId,
     pub name: String,
     pub tx: mpsc::Sender<Outbound>,
+    /// XEP-0280: this resource wants copies of what its user's other resources send.
+    pub carbons: Arc<AtomicBool>,
+}
+
+impl Resource {
+    pub fn wants_carbons(&self) -> bool {
+        self.carbons.load(Ordering::Relaxed)
+    }
 }
 
 #[derive(Default)]
@@ -50,6 +58,7 @@ impl Router {
         conn: ConnId,
         wanted: &str,
         tx: mpsc::Sender<Outbound>,
+        carbons: Arc<AtomicBool>,
     ) -> String {
         let mut resources = self.users.entry(user).or_default();
         let mut name = wanted.to_string();
@@ -62,6 +71,7 @@ impl Router {
             conn,
             name: name.clone(),
             tx,
+            carbons,
         });
         name
     }

@@ -6,7 +6,9 @@
 //! same services the REST API uses.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use base64::Engine;
 use minidom::Element;
@@ -25,6 +27,9 @@ pub enum Flow {
     Continue,
     /// SASL succeeded: the client restarts the stream; TCP drivers reset their parser.
     Restart,
+    /// `<proceed/>` was queued: the TCP driver flushes it, starts TLS, resets its parser
+    /// and calls [`Session::secured`].
+    StartTls,
     Close,
 }
 
@@ -55,11 +60,23 @@ pub struct Session {
     sm_handled: Option<u32>,
     /// RFC 6120 §4.9.1.1: even an error needs our stream header first.
     header_sent: bool,
+    pub(crate) carbons: Arc<AtomicBool>,
+    rate: RateLimit,
+    /// The transport is encrypted (TLS from the start, or after STARTTLS).
+    secure: bool,
 }
 
 impl Session {
-    pub fn new(ctx: Arc<XmppContext>, framing: Framing, tx: mpsc::Sender<Outbound>) -> Self {
+    /// `secure`: the transport is already encrypted (WebSocket over HTTPS counts as the
+    /// listener's business; plain WebSocket on loopback is accepted as it is).
+    pub fn new(
+        ctx: Arc<XmppContext>,
+        framing: Framing,
+        tx: mpsc::Sender<Outbound>,
+        secure: bool,
+    ) -> Self {
         let conn = ctx.router.next_conn_id();
+        let ctx_rate = (ctx.config.stanza_rate, ctx.config.stanza_burst);
         Self {
             ctx,
             framing,
@@ -73,6 +90,9 @@ impl Session {
             auth_failures: 0,
             sm_handled: None,
             header_sent: false,
+            carbons: Arc::new(AtomicBool::new(false)),
+            rate: RateLimit::new(ctx_rate),
+            secure,
         }
     }
 
@@ -103,10 +123,15 @@ impl Session {
             conn: self.conn,
             name: self.resource.clone().unwrap_or_default(),
             tx: self.tx.clone(),
+            carbons: self.carbons.clone(),
         }
     }
 
-    pub async fn handle(&mut self, event: StreamEvent) -> Flow {
+    /// Handles one event; `now` is when the driver read it (for the stanza rate limit).
+    pub async fn handle(&mut self, event: StreamEvent, now: Instant) -> Flow {
+        if matches!(event, StreamEvent::Element(_)) && !self.rate.allow(now) {
+            return self.fail("policy-violation", "too many stanzas: slow down");
+        }
         match event {
             StreamEvent::Open { .. } => {
                 self.open();
@@ -147,14 +172,43 @@ impl Session {
     fn open(&mut self) {
         self.send_header();
         match self.state {
-            State::Connected => self.send_raw(stanza::features_pre_auth()),
+            State::Connected => self.send_raw(stanza::features_pre_auth(self.starttls())),
             State::Authenticated | State::Bound => self.send_raw(stanza::features_post_auth()),
         }
     }
 
+    fn starttls(&self) -> stanza::StartTls {
+        match (&self.ctx.config.tls, self.secure, self.framing) {
+            (Some(_), false, Framing::Tcp) if self.ctx.config.require_tls => {
+                stanza::StartTls::Required
+            }
+            (Some(_), false, Framing::Tcp) => stanza::StartTls::Optional,
+            _ => stanza::StartTls::Unavailable,
+        }
+    }
+
+    /// The driver finished the TLS handshake; the client now opens a new stream.
+    pub fn secured(&mut self) {
+        self.secure = true;
+        self.header_sent = false;
+    }
+
     async fn on_element(&mut self, element: Element) -> Flow {
         if self.state == State::Connected {
+            if element.is("starttls", stanza::NS_TLS) {
+                if self.starttls() == stanza::StartTls::Unavailable {
+                    self.send(&Element::builder("failure", stanza::NS_TLS).build());
+                    self.send_raw(stanza::stream_close(self.framing));
+                    return Flow::Close;
+                }
+                self.send(&Element::builder("proceed", stanza::NS_TLS).build());
+                return Flow::StartTls;
+            }
             if element.is("auth", stanza::NS_SASL) {
+                if self.starttls() == stanza::StartTls::Required {
+                    self.send(&stanza::sasl_failure("encryption-required"));
+                    return Flow::Continue;
+                }
                 return self.on_auth(&element).await;
             }
             return self.fail("not-authorized", "authenticate first");
@@ -252,10 +306,13 @@ impl Session {
             .filter(|r| !r.is_empty() && r.len() <= 256)
             .unwrap_or_else(|| control_api::domain::ids::session_token()[..12].to_string());
         let me = self.me();
-        let resource = self
-            .ctx
-            .router
-            .bind(me, self.conn, &wanted, self.tx.clone());
+        let resource = self.ctx.router.bind(
+            me,
+            self.conn,
+            &wanted,
+            self.tx.clone(),
+            self.carbons.clone(),
+        );
         self.resource = Some(resource);
         self.state = State::Bound;
         let jid = stanza::text_child("jid", stanza::NS_BIND, self.full_jid());
@@ -364,7 +421,8 @@ impl Session {
                 None,
                 Some(Element::builder("query", stanza::NS_ROSTER).build()),
             ),
-            Some(("enable" | "disable", ns)) if ns == stanza::NS_CARBONS => {
+            Some((verb @ ("enable" | "disable"), ns)) if ns == stanza::NS_CARBONS => {
+                self.carbons.store(verb == "enable", Ordering::Relaxed);
                 stanza::iq_result(iq, from, None, None)
             }
             Some(("query", ns)) if ns == stanza::NS_PRIVACY => {
@@ -446,6 +504,39 @@ impl Session {
         self.leave_all_rooms();
         if let (Some(user), State::Bound) = (self.user, self.state) {
             self.ctx.router.unbind(user, self.conn);
+        }
+    }
+}
+
+/// A token bucket over stanzas: `rate` per second sustained, `burst` at once.
+struct RateLimit {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Option<Instant>,
+}
+
+impl RateLimit {
+    fn new((rate, burst): (u32, u32)) -> Self {
+        Self {
+            rate: f64::from(rate),
+            burst: f64::from(burst),
+            tokens: f64::from(burst),
+            last: None,
+        }
+    }
+
+    fn allow(&mut self, now: Instant) -> bool {
+        if let Some(last) = self.last {
+            let refill = now.saturating_duration_since(last).as_secs_f64() * self.rate;
+            self.tokens = (self.tokens + refill).min(self.burst);
+        }
+        self.last = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
         }
     }
 }

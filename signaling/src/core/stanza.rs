@@ -43,12 +43,28 @@ pub fn stream_header(framing: Framing, domain: &str, id: &str) -> String {
     }
 }
 
-/// Features before authentication: SASL PLAIN only (tokens cannot do SCRAM).
-pub fn features_pre_auth() -> String {
-    format!(
-        "<stream:features xmlns:stream='{NS_STREAM}'><mechanisms xmlns='{NS_SASL}'>\
-         <mechanism>PLAIN</mechanism></mechanisms></stream:features>"
-    )
+pub const NS_TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
+pub const NS_FORWARD: &str = "urn:xmpp:forward:0";
+
+/// Whether to offer STARTTLS before authentication.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartTls {
+    Unavailable,
+    Optional,
+    Required,
+}
+
+/// Features before authentication: STARTTLS where offered, and SASL PLAIN only (tokens
+/// cannot do SCRAM). Mechanisms are withheld while TLS is required and not yet on.
+pub fn features_pre_auth(starttls: StartTls) -> String {
+    let mechanisms =
+        format!("<mechanisms xmlns='{NS_SASL}'><mechanism>PLAIN</mechanism></mechanisms>");
+    let body = match starttls {
+        StartTls::Unavailable => mechanisms,
+        StartTls::Optional => format!("<starttls xmlns='{NS_TLS}'/>{mechanisms}"),
+        StartTls::Required => format!("<starttls xmlns='{NS_TLS}'><required/></starttls>"),
+    };
+    format!("<stream:features xmlns:stream='{NS_STREAM}'>{body}</stream:features>")
 }
 
 pub fn features_post_auth() -> String {

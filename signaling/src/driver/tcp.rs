@@ -1,14 +1,17 @@
-//! XMPP over TCP (RFC 6120) on `--xmpp-addr`: one XML stream per connection.
+//! XMPP over TCP (RFC 6120) on `--xmpp-addr`: one XML stream per connection, upgraded to
+//! TLS in place on STARTTLS.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::core::context::XmppContext;
 use crate::core::framing::{FramingError, StreamEvent, TcpFramer};
+use crate::core::router::Outbound;
 use crate::core::session::{Flow, Session};
 use crate::core::stanza::Framing;
 
@@ -42,32 +45,116 @@ pub async fn serve(
     }
 }
 
+/// How a pass over one transport ended.
+enum End {
+    Closed,
+    StartTls,
+}
+
 async fn connection(ctx: Arc<XmppContext>, stream: TcpStream) {
     let gauge = ctx.metrics.connection("tcp");
     gauge.inc();
-    let (mut reader, writer) = stream.into_split();
-    let mut writer = BufWriter::new(writer);
     let (tx, mut rx) = mpsc::channel(ctx.config.outbound_queue);
-    let mut session = Session::new(ctx.clone(), Framing::Tcp, tx);
+    let mut session = Session::new(ctx.clone(), Framing::Tcp, tx, false);
     let mut framer = TcpFramer::new(ctx.config.max_stanza_bytes);
+
+    let (reader, writer) = stream.into_split();
+    let mut writer = BufWriter::new(writer);
+    let ended = pump(
+        &mut session,
+        &mut framer,
+        &mut rx,
+        reader_ref(reader),
+        &mut writer,
+    )
+    .await;
+    if let (End::StartTls, Some(tls)) = (ended.0, ctx.config.tls.clone()) {
+        let stream = match ended.1.reunite(writer.into_inner()) {
+            Ok(stream) => stream,
+            Err(_) => return finish(&mut session, &gauge),
+        };
+        match tokio_rustls::TlsAcceptor::from(tls).accept(stream).await {
+            Ok(tls_stream) => {
+                session.secured();
+                framer.reset();
+                let (reader, writer) = tokio::io::split(tls_stream);
+                let mut writer = BufWriter::new(writer);
+                let _ = pump(&mut session, &mut framer, &mut rx, reader, &mut writer).await;
+                let _ = writer.shutdown().await;
+            }
+            Err(e) => tracing::debug!(error = %e, "STARTTLS handshake failed"),
+        }
+    }
+    finish(&mut session, &gauge);
+}
+
+fn finish(session: &mut Session, gauge: &prometheus_client::metrics::gauge::Gauge) {
+    session.finish();
+    gauge.dec();
+}
+
+/// Keeps the read half reachable after the pump, for reuniting before STARTTLS.
+fn reader_ref(reader: tokio::net::tcp::OwnedReadHalf) -> ReaderSlot {
+    ReaderSlot(Some(reader))
+}
+
+struct ReaderSlot(Option<tokio::net::tcp::OwnedReadHalf>);
+
+impl ReaderSlot {
+    fn reunite(mut self, writer: tokio::net::tcp::OwnedWriteHalf) -> Result<TcpStream, ()> {
+        self.0.take().ok_or(())?.reunite(writer).map_err(|_| ())
+    }
+}
+
+impl AsyncRead for ReaderSlot {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.0.as_mut() {
+            Some(reader) => std::pin::Pin::new(reader).poll_read(cx, buf),
+            None => std::task::Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// Moves bytes both ways until the stream closes or asks for TLS; returns the reader so a
+/// STARTTLS upgrade can take the socket back.
+async fn pump<R, W>(
+    session: &mut Session,
+    framer: &mut TcpFramer,
+    rx: &mut mpsc::Receiver<Outbound>,
+    mut reader: R,
+    writer: &mut BufWriter<W>,
+) -> (End, R)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut buf = vec![0u8; READ_BUFFER];
     let mut events: Vec<StreamEvent> = Vec::new();
-    'conn: loop {
+    loop {
         tokio::select! {
             read = reader.read(&mut buf) => {
                 let n = match read {
-                    Ok(0) | Err(_) => break,
+                    Ok(0) | Err(_) => return (End::Closed, reader),
                     Ok(n) => n,
                 };
+                let now = Instant::now();
                 events.clear();
                 let fed = framer.feed(&buf[..n], &mut events);
                 for event in events.drain(..) {
-                    match session.handle(event).await {
+                    match session.handle(event, now).await {
                         Flow::Continue => {}
                         Flow::Restart => framer.reset(),
+                        Flow::StartTls => {
+                            flush(writer, rx).await;
+                            return (End::StartTls, reader);
+                        }
                         Flow::Close => {
-                            flush(&mut writer, &mut rx).await;
-                            break 'conn;
+                            flush(writer, rx).await;
+                            return (End::Closed, reader);
                         }
                     }
                 }
@@ -76,34 +163,31 @@ async fn connection(ctx: Arc<XmppContext>, stream: TcpStream) {
                         FramingError::TooLarge { .. } => session.fail("policy-violation", "stanza too large"),
                         other => session.fail("not-well-formed", &other.to_string()),
                     };
-                    flush(&mut writer, &mut rx).await;
-                    break;
+                    flush(writer, rx).await;
+                    return (End::Closed, reader);
                 }
             }
             Some(out) = rx.recv() => {
                 if writer.write_all(out.as_bytes()).await.is_err() {
-                    break;
+                    return (End::Closed, reader);
                 }
                 for _ in 0..WRITE_BATCH {
                     let Ok(more) = rx.try_recv() else { break };
                     if writer.write_all(more.as_bytes()).await.is_err() {
-                        break 'conn;
+                        return (End::Closed, reader);
                     }
                 }
                 if writer.flush().await.is_err() {
-                    break;
+                    return (End::Closed, reader);
                 }
             }
         }
     }
-    session.finish();
-    let _ = writer.shutdown().await;
-    gauge.dec();
 }
 
-async fn flush(
-    writer: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
-    rx: &mut mpsc::Receiver<crate::core::router::Outbound>,
+async fn flush<W: AsyncWrite + Unpin>(
+    writer: &mut BufWriter<W>,
+    rx: &mut mpsc::Receiver<Outbound>,
 ) {
     while let Ok(out) = rx.try_recv() {
         if writer.write_all(out.as_bytes()).await.is_err() {

@@ -30,12 +30,13 @@ async fn run(ctx: Arc<XmppContext>, mut socket: WebSocket) {
     let gauge = ctx.metrics.connection("websocket");
     gauge.inc();
     let (tx, mut rx) = mpsc::channel(ctx.config.outbound_queue);
-    let mut session = Session::new(ctx.clone(), Framing::WebSocket, tx);
+    // WebSocket runs on the HTTP(S) listeners; their TLS is the listener's business.
+    let mut session = Session::new(ctx.clone(), Framing::WebSocket, tx, true);
     loop {
         let flow = tokio::select! {
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => match parse_ws_frame(text.as_str(), ctx.config.max_stanza_bytes) {
-                    Ok(event) => session.handle(event).await,
+                    Ok(event) => session.handle(event, std::time::Instant::now()).await,
                     Err(FramingError::TooLarge { .. }) => session.fail("policy-violation", "stanza too large"),
                     Err(e) => session.fail("not-well-formed", &e.to_string()),
                 },
@@ -50,7 +51,7 @@ async fn run(ctx: Arc<XmppContext>, mut socket: WebSocket) {
                 Flow::Continue
             }
         };
-        if flow == Flow::Close {
+        if flow == Flow::Close || flow == Flow::StartTls {
             while let Ok(out) = rx.try_recv() {
                 if socket
                     .send(Message::Text(out.as_ref().into()))
