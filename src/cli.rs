@@ -96,6 +96,26 @@ pub struct ServeArgs {
     /// XMPP domain, announced as the chat endpoint [default: localhost].
     #[arg(long, env = "SWITCHBOARD_XMPP_DOMAIN", value_name = "DOMAIN")]
     pub xmpp_domain: Option<String>,
+    /// SFU media (UDP) address of worker 0; worker k uses port + k [default: 0.0.0.0:10000].
+    #[arg(long, env = "SWITCHBOARD_SFU_ADDR", value_name = "ADDR")]
+    pub sfu_addr: Option<SocketAddr>,
+    /// IP announced in the SFU's ICE candidates [default: the bind IP, or 127.0.0.1].
+    #[arg(long, env = "SWITCHBOARD_SFU_PUBLIC_IP", value_name = "IP")]
+    pub sfu_public_ip: Option<std::net::IpAddr>,
+    /// SFU worker threads, each owning whole rooms and one UDP port [default: one per core].
+    #[arg(long, env = "SWITCHBOARD_SFU_WORKERS", value_name = "N")]
+    pub sfu_workers: Option<usize>,
+    /// Publishers per conference room [default: 12].
+    #[arg(long, env = "SWITCHBOARD_SFU_MAX_PUBLISHERS", value_name = "N")]
+    pub sfu_max_publishers: Option<usize>,
+    /// Shared secret of conference join grants [default: random, kept in DATA_DIR/sfu-grant.key].
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SFU_GRANT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub sfu_grant_secret: Option<String>,
     #[command(flatten)]
     pub turn: TurnArgs,
 }

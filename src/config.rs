@@ -26,6 +26,12 @@ pub struct FileConfig {
     pub xmpp_domain: Option<String>,
     pub xmpp_addr: Option<SocketAddr>,
     pub xmpp_require_tls: Option<bool>,
+    pub sfu_addr: Option<SocketAddr>,
+    pub sfu_public_ip: Option<IpAddr>,
+    pub sfu_workers: Option<usize>,
+    pub sfu_max_publishers: Option<usize>,
+    pub sfu_grant_secret: Option<String>,
+    pub sfu_session_timeout_secs: Option<u64>,
     pub session_ttl_secs: Option<u64>,
     pub signature_max_skew_secs: Option<u64>,
     pub shutdown_grace_secs: Option<u64>,
@@ -117,6 +123,7 @@ pub struct Settings {
     pub xmpp_addr: SocketAddr,
     /// Refuse XMPP authentication over TCP until the client has done STARTTLS.
     pub xmpp_require_tls: bool,
+    pub sfu: SfuSettings,
     pub session_ttl: Duration,
     pub signature_max_skew: Duration,
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
@@ -160,6 +167,7 @@ impl Settings {
                 .xmpp_addr
                 .or(file.xmpp_addr)
                 .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5222)),
+            sfu: SfuSettings::resolve(args, &file),
             xmpp_require_tls: args.xmpp_require_tls || file.xmpp_require_tls.unwrap_or(false),
             session_ttl: Duration::from_secs(file.session_ttl_secs.unwrap_or(2 * 3600)),
             signature_max_skew: Duration::from_secs(file.signature_max_skew_secs.unwrap_or(3600)),
@@ -175,6 +183,13 @@ impl Settings {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        if self.has_role(Role::Sfu) {
+            self.sfu.config.validate()?;
+            anyhow::ensure!(
+                self.sfu.grant_secret.as_ref().is_none_or(|s| s.len() >= 16),
+                "sfu_grant_secret must be at least 16 characters"
+            );
+        }
         anyhow::ensure!(!self.roles.is_empty(), "roles must name at least one role");
         anyhow::ensure!(
             !self.session_ttl.is_zero(),
@@ -192,6 +207,43 @@ impl Settings {
             );
         }
         Ok(())
+    }
+}
+
+/// The SFU's settings (role `sfu`).
+#[derive(Debug, Clone)]
+pub struct SfuSettings {
+    pub config: sfu::config::SfuConfig,
+    /// `None`: a random secret kept in the data dir (see `roles::sfu::grant_secret`).
+    pub grant_secret: Option<String>,
+}
+
+impl SfuSettings {
+    fn resolve(args: &ServeArgs, file: &FileConfig) -> Self {
+        let bind = args
+            .sfu_addr
+            .or(file.sfu_addr)
+            .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 10000));
+        let mut config = sfu::config::SfuConfig::local(bind);
+        if let Some(ip) = args.sfu_public_ip.or(file.sfu_public_ip) {
+            config.public_ip = ip;
+        }
+        if let Some(n) = args.sfu_workers.or(file.sfu_workers) {
+            config.workers = n;
+        }
+        if let Some(n) = args.sfu_max_publishers.or(file.sfu_max_publishers) {
+            config.max_publishers = n;
+        }
+        if let Some(s) = file.sfu_session_timeout_secs {
+            config.session_timeout = Duration::from_secs(s);
+        }
+        Self {
+            config,
+            grant_secret: args
+                .sfu_grant_secret
+                .clone()
+                .or(file.sfu_grant_secret.clone()),
+        }
     }
 }
 

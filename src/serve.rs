@@ -77,6 +77,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         running.push(xmpp);
         extra_routes.push(routes);
     }
+    if settings.has_role(Role::Sfu) {
+        let (sfu, routes) = roles::sfu::start(&settings, &mut registry, shutdown.clone())?;
+        running.push(sfu);
+        extra_routes.push(routes);
+    }
     if settings.has_role(Role::Api) {
         running.push(
             roles::api::start(

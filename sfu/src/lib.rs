@@ -16,7 +16,10 @@
 
 pub mod config;
 pub mod core;
+pub mod driver;
 pub mod grant;
+pub mod janus;
+pub mod metrics;
 
 /// Installs str0m's crypto backend (OpenSSL) as the process default, once.
 pub fn init_crypto() {

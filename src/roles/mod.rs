@@ -5,6 +5,7 @@
 //! shutdown signal fires. `serve.rs` only sequences them.
 
 pub mod api;
+pub mod sfu;
 pub mod turn;
 pub mod xmpp;
 
@@ -21,19 +22,22 @@ pub enum Role {
     Api,
     /// XMPP chat and signaling (TCP, and WebSocket on the api role's listeners).
     Xmpp,
+    /// The media plane: the SFU's UDP workers and the Janus WebSocket (`/janus`).
+    Sfu,
     /// The TURN relay (UDP/TCP `--turn-addr`, TLS `--turn-tls-addr`).
     Turn,
 }
 
 impl Role {
     /// Every role this build has, in start order; the default of `--roles`.
-    pub const ALL: &'static [Role] = &[Role::Api, Role::Xmpp, Role::Turn];
+    pub const ALL: &'static [Role] = &[Role::Api, Role::Xmpp, Role::Sfu, Role::Turn];
 
     pub fn name(self) -> &'static str {
         match self {
             Role::Api => "api",
             Role::Xmpp => "xmpp",
             Role::Turn => "turn",
+            Role::Sfu => "sfu",
         }
     }
 }
