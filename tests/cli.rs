@@ -123,6 +123,8 @@ fn serve_in(dir: &Path) -> Command {
         "127.0.0.1:0",
         "--turn-addr",
         "127.0.0.1:0",
+        "--sfu-addr",
+        "127.0.0.1:0",
     ]);
     command.env("RUST_LOG", "warn");
     command

@@ -97,7 +97,8 @@ async function startServer({ name = 'sdk-test', store, extraArgs = [] } = {}) {
   }
 
   const args = ['serve', '--data-dir', dataDir, ...storeArgs,
-    '--http-addr', '127.0.0.1:0', '--https-addr', '127.0.0.1:0', '--xmpp-addr', '127.0.0.1:0', '--turn-addr', '127.0.0.1:0', ...extraArgs];
+    '--http-addr', '127.0.0.1:0', '--https-addr', '127.0.0.1:0', '--xmpp-addr', '127.0.0.1:0', '--turn-addr', '127.0.0.1:0',
+    '--sfu-addr', '127.0.0.1:0', ...extraArgs];
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: serverEnv() });
   let stdoutLog = '';
   let stderrLog = '';
