@@ -42,11 +42,13 @@ print_summary() {
     while read -r n; do skipped=$((skipped + n)); done < <(sed -nE 's/^test result: .*; ([0-9]+) ignored;.*/\1/p' "$LOG_DIR/cargo-test.log")
   fi
   # node --test (TAP "# pass 3" or spec "ℹ pass 3")
-  if [[ -f "$LOG_DIR/node-test.log" ]]; then
-    while read -r n; do passed=$((passed + n)); done < <(sed -nE 's/^(# |ℹ )pass ([0-9]+)$/\2/p' "$LOG_DIR/node-test.log")
-    while read -r n; do failed=$((failed + n)); done < <(sed -nE 's/^(# |ℹ )(fail|cancelled) ([0-9]+)$/\3/p' "$LOG_DIR/node-test.log")
-    while read -r n; do skipped=$((skipped + n)); done < <(sed -nE 's/^(# |ℹ )(skipped|todo) ([0-9]+)$/\3/p' "$LOG_DIR/node-test.log")
-  fi
+  local nlog
+  for nlog in "$LOG_DIR/node-test.log" "$LOG_DIR/node-browser.log"; do
+    [[ -f "$nlog" ]] || continue
+    while read -r n; do passed=$((passed + n)); done < <(sed -nE 's/^(# |ℹ )pass ([0-9]+)$/\2/p' "$nlog")
+    while read -r n; do failed=$((failed + n)); done < <(sed -nE 's/^(# |ℹ )(fail|cancelled) ([0-9]+)$/\3/p' "$nlog")
+    while read -r n; do skipped=$((skipped + n)); done < <(sed -nE 's/^(# |ℹ )(skipped|todo) ([0-9]+)$/\3/p' "$nlog")
+  done
   # pytest: "3 passed, 1 failed, 2 skipped in 4.2s"
   if [[ -f "$LOG_DIR/pytest.log" ]]; then
     local last
@@ -218,14 +220,14 @@ ensure_postgres() {
   fi
 }
 
-# Installs tests/sdk/node_modules when it is missing or stale (package.json / package-lock.json changed).
+# Installs DIR/node_modules (default tests/sdk) when missing or stale (package.json / package-lock.json changed).
 ensure_node_modules() {
-  local dir="$ROOT/tests/sdk" stamp want have=""
+  local dir="$ROOT/${1:-tests/sdk}" stamp want have=""
   stamp="$dir/node_modules/.switchboard-stamp"
   want="$(cat "$dir/package.json" "$dir/package-lock.json" 2>/dev/null | sha256sum | cut -d' ' -f1)-$(node --version)"
   [[ -f "$stamp" ]] && have="$(cat "$stamp")"
   if [[ -d "$dir/node_modules" && "$have" == "$want" ]]; then
-    echo "tests/sdk/node_modules: up to date"
+    echo "${dir#"$ROOT"/}/node_modules: up to date"
     return 0
   fi
   # (No set -e here: run_stage calls this in a condition. Every failure returns explicitly.)
@@ -263,6 +265,10 @@ cargo_test() { cargo test --workspace 2>&1 | tee "$LOG_DIR/cargo-test.log"; }
 sdk_tests() {
   echo "SWITCHBOARD_BIN=$SWITCHBOARD_BIN"
   node --test --test-timeout=600000 tests/sdk/ 2>&1 | tee "$LOG_DIR/node-test.log"
+}
+# Headless Debian Chromium (tests/browser): SFU conferences through the Janus API, WebRTC calls.
+browser_tests() {
+  node --test --test-timeout=600000 tests/browser/ 2>&1 | tee "$LOG_DIR/node-browser.log"
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -314,6 +320,19 @@ elif ! run_stage "npm ci (tests/sdk)" ensure_node_modules; then
   skip_stage "SDK tests (node --test tests/sdk/)" "npm install failed"
 else
   run_stage "SDK tests (node --test tests/sdk/)" sdk_tests || true
+fi
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  skip_stage "browser tests (node --test tests/browser/)" "node/npm missing"
+elif ! $BUILD_OK; then
+  skip_stage "browser tests (node --test tests/browser/)" "build failed"
+elif [[ ! -x /usr/bin/chromium ]]; then
+  missing "Debian chromium (/usr/bin/chromium) not installed"
+  skip_stage "browser tests (node --test tests/browser/)" "chromium missing"
+elif ! run_stage "npm ci (tests/browser)" ensure_node_modules tests/browser; then
+  skip_stage "browser tests (node --test tests/browser/)" "npm install failed"
+else
+  run_stage "browser tests (node --test tests/browser/)" browser_tests || true
 fi
 
 if ! command -v python3 >/dev/null; then
