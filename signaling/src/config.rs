@@ -16,6 +16,8 @@ pub struct XmppConfig {
     /// ends with `policy-violation`. Far above a person typing, below a flood.
     pub stanza_rate: u32,
     pub stanza_burst: u32,
+    /// Mesh call limits (opponents per call, live calls, ring timeout).
+    pub calls: crate::core::calls::table::CallLimits,
 }
 
 impl std::fmt::Debug for XmppConfig {
@@ -27,6 +29,7 @@ impl std::fmt::Debug for XmppConfig {
             .field("outbound_queue", &self.outbound_queue)
             .field("stanza_rate", &self.stanza_rate)
             .field("stanza_burst", &self.stanza_burst)
+            .field("calls", &self.calls)
             .finish()
     }
 }
@@ -40,6 +43,7 @@ impl Default for XmppConfig {
             outbound_queue: 1024,
             stanza_rate: 50,
             stanza_burst: 200,
+            calls: Default::default(),
         }
     }
 }

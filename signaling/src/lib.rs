@@ -12,6 +12,7 @@
 //! Out of scope so far: STARTTLS, stream resumption (XEP-0198 acks work, resume does not),
 //! carbons delivery, MUC history on join, clustering across nodes.
 
+pub mod call_metrics;
 pub mod config;
 pub mod core;
 pub mod driver;
@@ -33,13 +34,21 @@ pub fn context(
     config: XmppConfig,
     registry: &mut Registry,
 ) -> Arc<XmppContext> {
+    let calls = core::calls::Calls::new(
+        config.calls.clone(),
+        call_metrics::CallMetrics::register(registry),
+    );
     let ctx = Arc::new(XmppContext {
         control: control.clone(),
         router: core::router::Router::new(),
         domain,
         config,
         metrics: metrics::XmppMetrics::register(registry),
+        calls,
     });
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(driver::sweep_calls(Arc::downgrade(&ctx)));
+    }
     control.set_chat_notifier(Arc::new(core::notifier::XmppNotifier::new(ctx.clone())));
     ctx
 }

@@ -3,6 +3,7 @@
 //! No axum, no SQL: the REST layer and the XMPP server both call [`ControlPlane`].
 
 pub mod apps;
+pub mod calls;
 pub mod chat;
 pub mod clock;
 pub mod error;
@@ -22,6 +23,7 @@ pub use clock::Clock;
 pub use error::DomainError;
 pub use store::Store;
 
+use calls::CallStore;
 use chat::{ChatNotifier, ChatStore};
 
 use crate::config::ControlConfig;
@@ -32,6 +34,8 @@ pub struct ControlPlane {
     store: Arc<dyn Store>,
     /// The chat tables: the same database as `store`, behind its own trait.
     chat: Arc<dyn ChatStore>,
+    /// Finished calls' summaries: the same database again.
+    calls: Arc<dyn CallStore>,
     clock: Arc<dyn Clock>,
     config: Arc<ControlConfig>,
     /// Set once by the XMPP role (see [`ControlPlane::set_chat_notifier`]).
@@ -39,14 +43,15 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    pub fn new<S: Store + ChatStore>(
+    pub fn new<S: Store + ChatStore + CallStore>(
         store: Arc<S>,
         clock: Arc<dyn Clock>,
         config: ControlConfig,
     ) -> Self {
         Self {
             store: store.clone(),
-            chat: store,
+            chat: store.clone(),
+            calls: store,
             clock,
             config: Arc::new(config),
             chat_notifier: Arc::new(OnceLock::new()),

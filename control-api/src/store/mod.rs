@@ -4,6 +4,7 @@
 //! which both engines accept, and only portable SQL. The schemas differ only in id columns,
 //! so each engine has its own migrations directory with the same history.
 
+mod calls;
 mod chat;
 mod query;
 mod rows;

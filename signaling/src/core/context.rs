@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use control_api::ControlPlane;
 
+use super::calls::Calls;
 use super::router::Router;
 use crate::config::XmppConfig;
 use crate::metrics::XmppMetrics;
@@ -15,4 +16,6 @@ pub struct XmppContext {
     pub domain: String,
     pub config: XmppConfig,
     pub metrics: XmppMetrics,
+    /// Mesh call tracking (QuickBlox WebRTC signaling).
+    pub calls: Calls,
 }

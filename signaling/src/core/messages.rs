@@ -7,6 +7,7 @@ use minidom::Element;
 use serde_json::{Map, Value};
 
 use super::address::{resolve, Target, UserAddr};
+use super::calls::{self, Gate};
 use super::framing::{to_xml, NS_CLIENT};
 use super::muc;
 use super::router::Outbound;
@@ -124,6 +125,13 @@ async fn to_user(
         return;
     }
     message.set_attr(rxml::Namespace::NONE, name("from"), session.full_jid());
+    let call = match kind {
+        "headline" => match calls::on_signal(session, &message).await {
+            Gate::Route(call) => call,
+            Gate::Refused => return,
+        },
+        _ => None,
+    };
     let extra = extra_params(&message);
     apply_markers(session, &message, extra.dialog_id.as_deref()).await;
 
@@ -178,6 +186,10 @@ async fn to_user(
     } else {
         "offline"
     });
+    if let Some(signal) = call {
+        calls::after_route(session, &message, to, &signal, delivered).await;
+        return;
+    }
     if delivered > 0 {
         return;
     }

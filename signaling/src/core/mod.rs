@@ -1,7 +1,9 @@
 //! Protocol logic: framing, addressing, routing and per-stream handling.
 
 pub mod address;
+pub mod calls;
 pub mod context;
+pub mod extdisco;
 pub mod framing;
 pub(crate) mod messages;
 pub(crate) mod muc;

@@ -19,7 +19,7 @@ use super::context::XmppContext;
 use super::framing::{to_xml, StreamEvent, NS_CLIENT};
 use super::router::{ConnId, Outbound, Resource};
 use super::stanza::{self, name, Framing};
-use super::{messages, muc};
+use super::{calls, extdisco, messages, muc};
 
 /// What the driver should do after an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -430,6 +430,10 @@ impl Session {
                     .then(|| Element::builder("query", stanza::NS_PRIVACY).build());
                 stanza::iq_result(iq, from, None, query)
             }
+            Some((_, ns)) if ns == extdisco::NS_EXTDISCO => {
+                // Matched a payload just above.
+                extdisco::reply(self, iq, payload.expect("payload"))
+            }
             Some(("query", ns)) if ns == stanza::NS_DISCO_INFO => {
                 stanza::iq_result(iq, from, None, Some(server_disco_info()))
             }
@@ -504,6 +508,9 @@ impl Session {
         self.leave_all_rooms();
         if let (Some(user), State::Bound) = (self.user, self.state) {
             self.ctx.router.unbind(user, self.conn);
+            if !self.ctx.router.is_online(user) {
+                calls::on_offline(&self.ctx, user);
+            }
         }
     }
 }
@@ -563,6 +570,7 @@ fn server_disco_info() -> Element {
         stanza::NS_CARBONS,
         stanza::NS_MUC,
         stanza::NS_LAST,
+        extdisco::NS_EXTDISCO,
     ] {
         query = query.append(
             Element::builder("feature", stanza::NS_DISCO_INFO)
