@@ -87,6 +87,12 @@ pub struct ServeArgs {
     /// API URL announced by GET /account_settings.json [default: https://<https-addr>].
     #[arg(long, env = "SWITCHBOARD_PUBLIC_API_URL", value_name = "URL")]
     pub public_api_url: Option<String>,
+    /// Where uploaded files go: `local` (DATA_DIR/blobs) or `local:PATH` [default: local].
+    #[arg(long, env = "SWITCHBOARD_BLOB_STORAGE", value_name = "SPEC")]
+    pub blob_storage: Option<String>,
+    /// Largest accepted file upload in bytes [default: 104857600].
+    #[arg(long, env = "SWITCHBOARD_BLOB_MAX_BYTES", value_name = "BYTES")]
+    pub blob_max_bytes: Option<u64>,
     /// XMPP over TCP listener [default: 0.0.0.0:5222].
     #[arg(long, env = "SWITCHBOARD_XMPP_ADDR", value_name = "ADDR")]
     pub xmpp_addr: Option<SocketAddr>,

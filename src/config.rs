@@ -23,6 +23,9 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
     pub public_api_url: Option<String>,
+    pub blob_storage: Option<String>,
+    pub blob_max_bytes: Option<u64>,
+    pub blob_upload_ttl_secs: Option<u64>,
     pub xmpp_domain: Option<String>,
     pub xmpp_addr: Option<SocketAddr>,
     pub xmpp_require_tls: Option<bool>,
@@ -119,6 +122,10 @@ pub struct Settings {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub log_format: LogFormat,
     pub public_api_url: Option<String>,
+    /// Blob storage spec (`local`, `local:PATH`) and limits.
+    pub blob_storage: String,
+    pub blob_max_bytes: u64,
+    pub blob_upload_ttl: Duration,
     pub xmpp_domain: String,
     pub xmpp_addr: SocketAddr,
     /// Refuse XMPP authentication over TCP until the client has done STARTTLS.
@@ -158,6 +165,16 @@ impl Settings {
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Human),
             public_api_url: args.public_api_url.clone().or(file.public_api_url.clone()),
+            blob_storage: args
+                .blob_storage
+                .clone()
+                .or(file.blob_storage.clone())
+                .unwrap_or_else(|| "local".into()),
+            blob_max_bytes: args
+                .blob_max_bytes
+                .or(file.blob_max_bytes)
+                .unwrap_or(100 * 1024 * 1024),
+            blob_upload_ttl: Duration::from_secs(file.blob_upload_ttl_secs.unwrap_or(3600)),
             xmpp_domain: args
                 .xmpp_domain
                 .clone()
@@ -191,6 +208,11 @@ impl Settings {
             );
         }
         anyhow::ensure!(!self.roles.is_empty(), "roles must name at least one role");
+        anyhow::ensure!(self.blob_max_bytes > 0, "blob_max_bytes must be positive");
+        anyhow::ensure!(
+            !self.blob_upload_ttl.is_zero(),
+            "blob_upload_ttl_secs must be positive"
+        );
         anyhow::ensure!(
             !self.session_ttl.is_zero(),
             "session_ttl_secs must be positive"

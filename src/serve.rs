@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use control_api::config::ContentConfig;
 use control_api::domain::model::App;
 use control_api::{open_store, ControlConfig, ControlPlane, Store, SystemClock};
 use prometheus_client::registry::Registry;
@@ -56,9 +57,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         public_api_url: public_api_url.clone(),
         chat_endpoint: settings.xmpp_domain.clone(),
         ice: Some(roles::turn::ice_config(&settings, turn_secret, turn_addrs)),
+        content: ContentConfig {
+            max_blob_bytes: settings.blob_max_bytes,
+            upload_ttl: settings.blob_upload_ttl,
+        },
         ..ControlConfig::default()
     };
-    let control = ControlPlane::new(store.clone(), Arc::new(SystemClock), config);
+    let blobs = control_api::storage::open_blob_storage(&settings.blob_storage, data_dir)
+        .map_err(anyhow::Error::msg)?;
+    let blobs_description = blobs.describe();
+    let control =
+        ControlPlane::new(store.clone(), Arc::new(SystemClock), config).with_blob_storage(blobs);
     let (default_app, created) = control.ensure_default_app().await?;
     let certificate = roles::api::certificate(&settings)?;
 
@@ -102,6 +111,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         running: &running,
         certificate: &certificate,
         store: &settings.store.display_store(),
+        blobs: &blobs_description,
         public_api_url: &public_api_url,
         app: &default_app,
         app_created: created,
@@ -174,6 +184,7 @@ struct Banner<'a> {
     running: &'a [Running],
     certificate: &'a roles::api::Certificate,
     store: &'a str,
+    blobs: &'a str,
     public_api_url: &'a str,
     app: &'a App,
     app_created: bool,
@@ -205,6 +216,7 @@ fn print_banner(b: &Banner<'_>) {
         b.certificate.cert.display()
     );
     println!("  {:<17} {}", "store", b.store);
+    println!("  {:<17} {}", "blob storage", b.blobs);
     println!("Default application ({app_note})");
     println!("  {:<17} {}", "application id", b.app.id);
     println!("  {:<17} {}", "auth key", b.app.auth_key);

@@ -19,6 +19,26 @@ pub struct ControlConfig {
     pub chat_offline_cap: usize,
     /// The TURN relay announced by `GET /calls/ice_servers.json`; `None` answers 404.
     pub ice: Option<crate::domain::ice::IceConfig>,
+    pub content: ContentConfig,
+}
+
+/// Content (blob) limits.
+#[derive(Debug, Clone)]
+pub struct ContentConfig {
+    /// Largest accepted upload; beyond it the upload is refused with 413 (arbitrary:
+    /// QuickBlox's own limit for a file, enough for a chat video).
+    pub max_blob_bytes: u64,
+    /// How long the write grant of a new blob stays valid (S3 policies: one hour).
+    pub upload_ttl: Duration,
+}
+
+impl Default for ContentConfig {
+    fn default() -> Self {
+        Self {
+            max_blob_bytes: 100 * 1024 * 1024,
+            upload_ttl: Duration::from_secs(3600),
+        }
+    }
 }
 
 impl Default for ControlConfig {
@@ -30,6 +50,7 @@ impl Default for ControlConfig {
             chat_endpoint: "localhost".into(),
             chat_offline_cap: 1000,
             ice: None,
+            content: ContentConfig::default(),
         }
     }
 }

@@ -8,6 +8,7 @@
 //!   this layer directly, never the HTTP one.
 //! - [`store`]: the [`Store`] trait and its SQL implementation (SQLite by default,
 //!   PostgreSQL for scale-out; one schema, migrations for both).
+//! - [`storage`]: where blob bytes live (local files, or an S3-compatible object store).
 //!
 //! Out of scope here: listeners, TLS and process lifecycle, which belong to the binary.
 
@@ -15,6 +16,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod storage;
 pub mod store;
 
 pub use config::ControlConfig;

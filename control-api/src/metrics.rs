@@ -21,12 +21,33 @@ pub struct HttpRouteLabels {
     pub route: String,
 }
 
+/// The outcome of a content transfer or custom-object request, from a fixed set of words.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+impl ResultLabels {
+    pub fn of(result: &'static str) -> Self {
+        Self { result }
+    }
+}
+
 #[derive(Clone)]
 pub struct ControlMetrics {
     pub http_requests: Family<HttpRequestLabels, Counter>,
     pub http_request_duration: Family<HttpRouteLabels, Histogram>,
     pub sessions_active: Gauge,
     pub users: Gauge,
+    /// Uploads by result: `ok`, `too_large`, `bad_checksum`, `refused`, `failed`.
+    pub content_uploads: Family<ResultLabels, Counter>,
+    pub content_upload_bytes: Counter,
+    /// Downloads by result: `ok`, `refused`, `not_found`, `failed`.
+    pub content_downloads: Family<ResultLabels, Counter>,
+    pub content_download_bytes: Counter,
+    /// Uploaded blobs and their bytes, refreshed at scrape time.
+    pub content_blobs: Gauge,
+    pub content_stored_bytes: Gauge,
 }
 
 impl ControlMetrics {
@@ -41,6 +62,12 @@ impl ControlMetrics {
             http_request_duration: durations,
             sessions_active: Gauge::default(),
             users: Gauge::default(),
+            content_uploads: Family::default(),
+            content_upload_bytes: Counter::default(),
+            content_downloads: Family::default(),
+            content_download_bytes: Counter::default(),
+            content_blobs: Gauge::default(),
+            content_stored_bytes: Gauge::default(),
         };
         let registry = registry.sub_registry_with_prefix("switchboard");
         registry.register(
@@ -63,6 +90,39 @@ impl ControlMetrics {
             "users",
             "Users across all applications",
             metrics.users.clone(),
+        );
+        registry.register(
+            "content_uploads",
+            "Blob uploads, by result",
+            metrics.content_uploads.clone(),
+        );
+        registry.register_with_unit(
+            "content_upload",
+            "Bytes received by blob uploads",
+            Unit::Bytes,
+            metrics.content_upload_bytes.clone(),
+        );
+        registry.register(
+            "content_downloads",
+            "Blob downloads, by result",
+            metrics.content_downloads.clone(),
+        );
+        registry.register_with_unit(
+            "content_download",
+            "Bytes served by blob downloads",
+            Unit::Bytes,
+            metrics.content_download_bytes.clone(),
+        );
+        registry.register(
+            "content_blobs",
+            "Uploaded blobs across all applications",
+            metrics.content_blobs.clone(),
+        );
+        registry.register_with_unit(
+            "content_stored",
+            "Bytes of uploaded blobs across all applications",
+            Unit::Bytes,
+            metrics.content_stored_bytes.clone(),
         );
         metrics
     }

@@ -24,6 +24,9 @@ pub enum DomainError {
     /// Field-level validation messages, QuickBlox style (`base` for the whole request).
     #[error("validation failed: {0:?}")]
     Validation(Vec<(String, String)>),
+    /// An upload exceeded the configured size limit (bytes).
+    #[error("file is too large (maximum {0} bytes)")]
+    TooLarge(u64),
     /// A dependency (the store) failed; the request may succeed later.
     #[error("service unavailable")]
     Unavailable,

@@ -6,6 +6,7 @@ pub mod apps;
 pub mod calls;
 pub mod chat;
 pub mod clock;
+pub mod content;
 pub mod error;
 pub mod ice;
 pub mod ids;
@@ -25,6 +26,7 @@ pub use store::Store;
 
 use calls::CallStore;
 use chat::{ChatNotifier, ChatStore};
+use content::{BlobStorage, ContentStore};
 
 use crate::config::ControlConfig;
 
@@ -34,6 +36,10 @@ pub struct ControlPlane {
     store: Arc<dyn Store>,
     /// The chat tables: the same database as `store`, behind its own trait.
     chat: Arc<dyn ChatStore>,
+    /// Blob metadata: the same database again, behind its own trait.
+    content: Arc<dyn ContentStore>,
+    /// Blob bytes (local files or an object store); see [`ControlPlane::with_blob_storage`].
+    blobs: Arc<dyn BlobStorage>,
     /// Finished calls' summaries: the same database again.
     calls: Arc<dyn CallStore>,
     clock: Arc<dyn Clock>,
@@ -43,7 +49,7 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    pub fn new<S: Store + ChatStore + CallStore>(
+    pub fn new<S: Store + ChatStore + CallStore + ContentStore>(
         store: Arc<S>,
         clock: Arc<dyn Clock>,
         config: ControlConfig,
@@ -51,11 +57,19 @@ impl ControlPlane {
         Self {
             store: store.clone(),
             chat: store.clone(),
+            content: store.clone(),
+            blobs: Arc::new(content::storage::NoBlobStorage),
             calls: store,
             clock,
             config: Arc::new(config),
             chat_notifier: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Where blob bytes go; without this, content uploads and downloads fail with 503.
+    pub fn with_blob_storage(mut self, blobs: Arc<dyn BlobStorage>) -> Self {
+        self.blobs = blobs;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -82,6 +82,10 @@ fn domain_status_and_body(error: &DomainError) -> (StatusCode, Value) {
                 json!({ "errors": errors }),
             )
         }
+        DomainError::TooLarge(max) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            base_errors(&format!("File is too large (maximum is {max} bytes)")),
+        ),
         DomainError::Unavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
             json!({"errors": ["Service temporarily unavailable"]}),

@@ -10,6 +10,7 @@ mod routes;
 mod state;
 mod wire;
 mod wire_chat;
+mod wire_content;
 
 use std::sync::Arc;
 

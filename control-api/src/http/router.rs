@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::call_history::routes())
         .merge(routes::dialogs::routes())
         .merge(routes::messages::routes())
+        .merge(routes::blobs::routes())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(
@@ -73,6 +74,12 @@ fn cors() -> CorsLayer {
         .max_age(CORS_MAX_AGE)
 }
 
+/// Marks a request whose path ended in `.json` before [`service`] stripped it: the one
+/// place the suffix matters is `/blobs/{uid}`, where `.json` asks for metadata and its
+/// absence for the file itself.
+#[derive(Clone, Copy, Debug)]
+pub struct JsonSuffix;
+
 fn strip_json_suffix(mut req: Request) -> Request {
     let Some(path) = req.uri().path().strip_suffix(".json") else {
         return req;
@@ -81,6 +88,7 @@ fn strip_json_suffix(mut req: Request) -> Request {
         Some(query) => format!("{path}?{query}"),
         None => path.to_string(),
     };
+    req.extensions_mut().insert(JsonSuffix);
     if let Ok(uri) = rewritten.parse::<Uri>() {
         *req.uri_mut() = uri;
     }

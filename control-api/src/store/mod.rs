@@ -6,6 +6,7 @@
 
 mod calls;
 mod chat;
+mod content;
 mod query;
 mod rows;
 mod sql;

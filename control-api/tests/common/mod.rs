@@ -62,6 +62,7 @@ impl TestApi {
         }
     }
 
+    /// A request whose answer must be JSON (or empty).
     pub async fn request(
         &self,
         method: Method,
@@ -69,11 +70,31 @@ impl TestApi {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Response {
+        let response = self
+            .request_bytes(method, path, headers, body.as_bytes().to_vec())
+            .await;
+        if !response.text.is_empty() {
+            if let Err(e) = serde_json::from_str::<Value>(&response.text) {
+                panic!("response is not JSON ({e}): {}", response.text);
+            }
+        }
+        response
+    }
+
+    /// A request with a byte body whose answer may be anything (files, XML): `body` is
+    /// the parsed JSON when the answer is JSON, `Null` otherwise.
+    pub async fn request_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Response {
         let mut builder = Request::builder().method(method).uri(path);
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
-        let request = builder.body(Body::from(body.to_string())).expect("request");
+        let request = builder.body(Body::from(body)).expect("request");
         let response = self
             .router
             .clone()
@@ -89,18 +110,23 @@ impl TestApi {
             .expect("body")
             .to_bytes();
         let text = String::from_utf8_lossy(&bytes).to_string();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("response is not JSON ({e}): {text}"))
-        };
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Response {
             status,
             headers,
             body,
             text,
         }
+    }
+
+    /// A bodiless request whose answer may be anything (see [`TestApi::request_bytes`]).
+    pub async fn request_raw(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        self.request_bytes(method, path, headers, Vec::new()).await
     }
 
     /// A form request as the SDK sends it (form content type, even on GET).
@@ -218,4 +244,55 @@ pub fn encode(params: &[(String, String)]) -> String {
     form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .finish()
+}
+
+/// A fresh PostgreSQL database next to the one `SWITCHBOARD_TEST_PG_URL` names, for a
+/// store suite; `None` (test skipped) when the variable is unset outside CI.
+pub struct PgDatabase {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    pub async fn create(prefix: &str) -> Option<Self> {
+        use sqlx::{Connection, Executor};
+        let Ok(admin_url) = std::env::var("SWITCHBOARD_TEST_PG_URL") else {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must set SWITCHBOARD_TEST_PG_URL"
+            );
+            eprintln!("SWITCHBOARD_TEST_PG_URL unset: PostgreSQL suite {prefix} skipped");
+            return None;
+        };
+        let name = format!("switchboard_{prefix}_test_{}", std::process::id());
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .expect("connect to PostgreSQL");
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name}"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            admin.execute(sql.as_str()).await.expect("create database");
+        }
+        let url = match admin_url.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => panic!("SWITCHBOARD_TEST_PG_URL must name a database"),
+        };
+        Some(Self {
+            url,
+            admin_url,
+            name,
+        })
+    }
+
+    pub async fn drop(self) {
+        use sqlx::{Connection, Executor};
+        let mut admin = sqlx::PgConnection::connect(&self.admin_url)
+            .await
+            .expect("connect to PostgreSQL");
+        // FORCE: a pool connection that saw a failed transaction may still be closing.
+        let sql = format!("DROP DATABASE {} WITH (FORCE)", self.name);
+        admin.execute(sql.as_str()).await.expect("drop database");
+    }
 }

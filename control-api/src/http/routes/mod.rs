@@ -1,6 +1,7 @@
 //! One module per resource, each exporting `fn routes() -> Router<AppState>`.
 
 pub mod account;
+pub mod blobs;
 pub mod call_history;
 pub mod calls;
 pub mod dialogs;

@@ -37,6 +37,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
     if let Ok(users) = state.control.count_users().await {
         state.metrics.users.set(users);
     }
+    if let Ok((blobs, bytes)) = state.control.blob_totals().await {
+        state.metrics.content_blobs.set(blobs);
+        state.metrics.content_stored_bytes.set(bytes);
+    }
     let mut body = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &state.registry) {
         tracing::error!(error = %e, "encoding metrics failed");
