@@ -18,6 +18,9 @@ pub struct XmppConfig {
     pub stanza_burst: u32,
     /// Mesh call limits (opponents per call, live calls, ring timeout).
     pub calls: crate::core::calls::table::CallLimits,
+    /// How long a resumable (XEP-0198) session outlives its connection; a phone switching
+    /// networks comes back well within it.
+    pub resume_window: std::time::Duration,
 }
 
 impl std::fmt::Debug for XmppConfig {
@@ -30,6 +33,7 @@ impl std::fmt::Debug for XmppConfig {
             .field("stanza_rate", &self.stanza_rate)
             .field("stanza_burst", &self.stanza_burst)
             .field("calls", &self.calls)
+            .field("resume_window", &self.resume_window)
             .finish()
     }
 }
@@ -44,6 +48,7 @@ impl Default for XmppConfig {
             stanza_rate: 50,
             stanza_burst: 200,
             calls: Default::default(),
+            resume_window: std::time::Duration::from_secs(300),
         }
     }
 }

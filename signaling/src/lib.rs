@@ -9,8 +9,7 @@
 //! - Messages, receipts and dialogs go through `control_api`'s domain services, so XMPP
 //!   and REST share one history.
 //!
-//! Out of scope so far: STARTTLS, stream resumption (XEP-0198 acks work, resume does not),
-//! carbons delivery, MUC history on join, clustering across nodes.
+//! Out of scope so far: MUC history on join, roster presence, clustering across nodes.
 
 pub mod call_metrics;
 pub mod config;
@@ -45,6 +44,7 @@ pub fn context(
         config,
         metrics: metrics::XmppMetrics::register(registry),
         calls,
+        resume: core::resume::ResumeTable::default(),
     });
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         runtime.spawn(driver::sweep_calls(Arc::downgrade(&ctx)));

@@ -514,6 +514,28 @@ async fn group_dialogs_are_rooms_for_their_occupants_only() {
         left.attr("from"),
         Some(format!("{room}/{}", bob.0).as_str())
     );
+
+    // Joining again without maxstanzas='0' brings the room history, marked as delayed.
+    b.send(&format!(
+        "<presence id='j4' to='{room}/{}'><x xmlns='http://jabber.org/protocol/muc'/></presence>",
+        bob.0
+    ))
+    .await;
+    let history = loop {
+        let message = b.until("message").await;
+        if message.get_child("body", NS_CLIENT).is_some() {
+            break message;
+        }
+    };
+    assert_eq!(
+        history.get_child("body", NS_CLIENT).unwrap().text(),
+        "hi team"
+    );
+    assert!(history.get_child("delay", "urn:xmpp:delay").is_some());
+    assert_eq!(
+        history.attr("from"),
+        Some(format!("{room}/{}", alice.0).as_str())
+    );
 }
 
 #[tokio::test]
@@ -638,4 +660,89 @@ async fn starttls_upgrades_the_stream_and_can_be_required() {
     client.open().await;
     client.bind().await;
     assert_eq!(client.jid, format!("{}/test", server.jid(alice)));
+}
+
+#[tokio::test]
+async fn a_dropped_stream_resumes_and_gets_what_it_missed() {
+    let server = Server::start().await;
+    let (alice, bob) = (server.user("alice").await, server.user("bob").await);
+    let mut a = server.client(alice, "alice-password").await;
+    let mut b = server.client(bob, "bob-password").await;
+    b.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+        .await;
+    let enabled = b.until("enabled").await;
+    assert_eq!(enabled.attr("resume"), Some("true"));
+    let previd = enabled.attr("id").expect("a resumption id").to_string();
+
+    let message = |n: u32, body: &str| {
+        format!(
+            "<message to='{}' type='chat' id='6b051f5767de101fc10001{n:02}'><body>{body}</body></message>",
+            server.jid(bob)
+        )
+    };
+    a.send(&message(1, "one")).await;
+    assert_eq!(
+        b.until("message")
+            .await
+            .get_child("body", NS_CLIENT)
+            .unwrap()
+            .text(),
+        "one"
+    );
+    // Bob acknowledges the first stanza only, then his connection vanishes (no </stream>).
+    b.send("<a xmlns='urn:xmpp:sm:3' h='1'/>").await;
+    b.send("<r xmlns='urn:xmpp:sm:3'/>").await;
+    b.until("a").await;
+    drop(b);
+    a.send(&message(2, "two")).await;
+
+    // A new connection resumes: the server takes the session over whether or not it has
+    // noticed the old connection is gone.
+    let mut again = Client::connect(server.addr).await;
+    again.open().await;
+    assert!(
+        again
+            .authenticate(&format!("{}-{}", bob.0, server.app.id.0), "bob-password")
+            .await
+    );
+    again.open().await;
+    again
+        .send(&format!(
+            "<resume xmlns='urn:xmpp:sm:3' previd='{previd}' h='1'/>"
+        ))
+        .await;
+    let resumed = again.until("resumed").await;
+    assert_eq!(resumed.attr("previd"), Some(previd.as_str()));
+    let replayed = again.until("message").await;
+    assert_eq!(replayed.get_child("body", NS_CLIENT).unwrap().text(), "two");
+    // Still bound under the old resource: routing reaches the resumed stream.
+    a.send(&message(3, "three")).await;
+    assert_eq!(
+        again
+            .until("message")
+            .await
+            .get_child("body", NS_CLIENT)
+            .unwrap()
+            .text(),
+        "three"
+    );
+
+    // An unknown or foreign id fails cleanly.
+    let mut stranger = Client::connect(server.addr).await;
+    stranger.open().await;
+    assert!(
+        stranger
+            .authenticate(
+                &format!("{}-{}", alice.0, server.app.id.0),
+                "alice-password"
+            )
+            .await
+    );
+    stranger.open().await;
+    stranger
+        .send(&format!(
+            "<resume xmlns='urn:xmpp:sm:3' previd='{previd}' h='0'/>"
+        ))
+        .await;
+    assert!(stranger.until("failed").await.has_ns("urn:xmpp:sm:3"));
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use control_api::ControlPlane;
 
 use super::calls::Calls;
+use super::resume::ResumeTable;
 use super::router::Router;
 use crate::config::XmppConfig;
 use crate::metrics::XmppMetrics;
@@ -18,4 +19,6 @@ pub struct XmppContext {
     pub metrics: XmppMetrics,
     /// Mesh call tracking (QuickBlox WebRTC signaling).
     pub calls: Calls,
+    /// Sessions waiting for XEP-0198 resumption.
+    pub resume: ResumeTable,
 }

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::address::{resolve, Target, UserAddr};
 use super::calls::{self, Gate};
+use super::context::XmppContext;
 use super::framing::{to_xml, NS_CLIENT};
 use super::muc;
 use super::router::Outbound;
@@ -92,6 +93,17 @@ pub(crate) async fn on_message(session: &mut Session, message: Element) {
     if kind == "error" {
         return;
     }
+    let started = std::time::Instant::now();
+    route(session, message, &kind).await;
+    session
+        .ctx
+        .metrics
+        .routing_duration
+        .observe(started.elapsed().as_secs_f64());
+}
+
+async fn route(session: &mut Session, message: Element, kind: &str) {
+    let kind = kind.to_string();
     match resolve(message.attr("to"), &session.ctx.domain) {
         Target::User { addr, resource } => to_user(session, message, &kind, addr, resource).await,
         Target::Room { room, .. } => muc::on_groupchat(session, message, &kind, room).await,
@@ -265,17 +277,23 @@ async fn apply_markers(session: &Session, message: &Element, dialog_id: Option<&
     }
 }
 
-async fn queue_offline(session: &Session, to: UserAddr, mut message: Element) {
-    let now = session.ctx.control.now();
-    let stamp = now
+/// XEP-0203: when the server first stored the stanza.
+pub(crate) fn add_delay(ctx: &XmppContext, message: &mut Element) {
+    let stamp = ctx
+        .control
+        .now()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
     message.append_child(
         Element::builder("delay", stanza::NS_DELAY)
-            .attr(name("from"), session.ctx.domain.clone())
+            .attr(name("from"), ctx.domain.clone())
             .attr(name("stamp"), stamp)
             .build(),
     );
+}
+
+async fn queue_offline(session: &Session, to: UserAddr, mut message: Element) {
+    add_delay(&session.ctx, &mut message);
     match session
         .ctx
         .control

@@ -8,6 +8,7 @@ pub mod framing;
 pub(crate) mod messages;
 pub(crate) mod muc;
 pub mod notifier;
+pub mod resume;
 pub mod router;
 pub mod session;
 pub mod stanza;

@@ -1,5 +1,6 @@
 //! Group and public dialogs as XEP-0045 rooms: join, leave, occupant presence, groupchat.
 
+use control_api::domain::chat::query::{ChatSort, MessageField, MessageQuery};
 use control_api::domain::chat::{DialogType, NewChatMessage};
 use control_api::domain::model::UserId;
 use minidom::Element;
@@ -7,6 +8,7 @@ use minidom::Element;
 use super::address::RoomAddr;
 use super::framing::{to_xml, NS_CLIENT};
 use super::messages::{extra_params, is_object_id, refuse};
+use super::notifier::chat_stanza;
 use super::router::Outbound;
 use super::session::Session;
 use super::stanza::{self, name};
@@ -118,6 +120,7 @@ pub(crate) async fn join(session: &mut Session, request: &Element, room: RoomAdd
         false,
         true,
     ));
+    send_history(session, request, &room).await;
     if wants_subject(request) {
         let subject = Element::builder("message", NS_CLIENT)
             .attr(name("type"), "groupchat")
@@ -132,6 +135,63 @@ pub(crate) async fn join(session: &mut Session, request: &Element, room: RoomAdd
         session.send(&subject);
     }
     session.rooms.insert(room);
+}
+
+/// Room history when none is asked for; QuickBlox clients ask for none and read REST.
+const DEFAULT_HISTORY: i64 = 20;
+/// The most a join may ask for; more is paged over REST.
+const MAX_HISTORY: i64 = 100;
+
+/// XEP-0045 §7.2.14: the last messages, oldest first, each with `<delay/>` from the room.
+async fn send_history(session: &Session, request: &Element, room: &RoomAddr) {
+    let asked = request
+        .get_child("x", stanza::NS_MUC)
+        .and_then(|x| x.get_child("history", stanza::NS_MUC))
+        .and_then(|h| h.attr("maxstanzas"))
+        .and_then(|n| n.parse::<i64>().ok());
+    let limit = asked.unwrap_or(DEFAULT_HISTORY).clamp(0, MAX_HISTORY);
+    if limit == 0 {
+        return;
+    }
+    let me = session.me();
+    let query = MessageQuery {
+        filters: Vec::new(),
+        sort: ChatSort {
+            field: MessageField::DateSent,
+            descending: true,
+        },
+        skip: 0,
+        limit,
+    };
+    let messages = match session
+        .ctx
+        .control
+        .list_messages(me.app, me.user, &room.dialog, &query, false)
+        .await
+    {
+        Ok((messages, _)) => messages,
+        Err(e) => return tracing::debug!(error = %e, "room history unavailable"),
+    };
+    let domain = &session.ctx.domain;
+    for message in messages.iter().rev() {
+        let from = room.occupant(domain, message.sender_id);
+        let mut element = chat_stanza(message, "groupchat", &from);
+        element.set_attr(rxml::Namespace::NONE, name("to"), session.full_jid());
+        let stamp = time::OffsetDateTime::from_unix_timestamp(message.date_sent)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default();
+        element.append_child(
+            Element::builder("delay", stanza::NS_DELAY)
+                .attr(name("from"), room.bare(domain))
+                .attr(name("stamp"), stamp)
+                .build(),
+        );
+        session.send(&element);
+    }
 }
 
 /// XEP-0045 §7.2.15 ends a join with the room subject, and standard clients wait for it.

@@ -19,57 +19,59 @@ impl XmppNotifier {
     pub fn new(ctx: Arc<XmppContext>) -> Self {
         Self { ctx }
     }
+}
 
-    fn stanza(&self, message: &ChatMessage, kind: &str, from: &str) -> Element {
-        let mut extra = Element::builder("extraParams", NS_CLIENT)
-            .append(stanza::text_child("save_to_history", NS_CLIENT, "1"))
-            .append(stanza::text_child(
-                "dialog_id",
-                NS_CLIENT,
-                message.dialog_id.clone(),
-            ))
-            .append(stanza::text_child(
-                "date_sent",
-                NS_CLIENT,
-                message.date_sent.to_string(),
-            ));
-        for (key, value) in &message.custom {
+/// A stored chat message as the stanza the SDKs expect (`extraParams` with `dialog_id`,
+/// `date_sent`, custom parameters and attachments).
+pub(crate) fn chat_stanza(message: &ChatMessage, kind: &str, from: &str) -> Element {
+    let mut extra = Element::builder("extraParams", NS_CLIENT)
+        .append(stanza::text_child("save_to_history", NS_CLIENT, "1"))
+        .append(stanza::text_child(
+            "dialog_id",
+            NS_CLIENT,
+            message.dialog_id.clone(),
+        ))
+        .append(stanza::text_child(
+            "date_sent",
+            NS_CLIENT,
+            message.date_sent.to_string(),
+        ));
+    for (key, value) in &message.custom {
+        let text = match value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if let Ok(key) = rxml::NcName::try_from(key.as_str()) {
+            extra = extra.append(
+                Element::builder(key.as_str(), NS_CLIENT)
+                    .append(text)
+                    .build(),
+            );
+        }
+    }
+    for attachment in &message.attachments {
+        let mut element = Element::builder("attachment", NS_CLIENT);
+        for (key, value) in &attachment.fields {
             let text = match value {
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
             if let Ok(key) = rxml::NcName::try_from(key.as_str()) {
-                extra = extra.append(
-                    Element::builder(key.as_str(), NS_CLIENT)
-                        .append(text)
-                        .build(),
-                );
+                element = element.attr(key, text);
             }
         }
-        for attachment in &message.attachments {
-            let mut element = Element::builder("attachment", NS_CLIENT);
-            for (key, value) in &attachment.fields {
-                let text = match value {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                if let Ok(key) = rxml::NcName::try_from(key.as_str()) {
-                    element = element.attr(key, text);
-                }
-            }
-            extra = extra.append(element.build());
-        }
-        let mut builder = Element::builder("message", NS_CLIENT)
-            .attr(name("type"), kind)
-            .attr(name("id"), message.id.clone())
-            .attr(name("from"), from)
-            .append(stanza::text_child("body", NS_CLIENT, message.body.clone()))
-            .append(extra.build());
-        if message.markable {
-            builder = builder.append(Element::builder("markable", stanza::NS_MARKERS).build());
-        }
-        builder.build()
+        extra = extra.append(element.build());
     }
+    let mut builder = Element::builder("message", NS_CLIENT)
+        .attr(name("type"), kind)
+        .attr(name("id"), message.id.clone())
+        .attr(name("from"), from)
+        .append(stanza::text_child("body", NS_CLIENT, message.body.clone()))
+        .append(extra.build());
+    if message.markable {
+        builder = builder.append(Element::builder("markable", stanza::NS_MARKERS).build());
+    }
+    builder.build()
 }
 
 impl ChatNotifier for XmppNotifier {
@@ -80,7 +82,7 @@ impl ChatNotifier for XmppNotifier {
             user: message.sender_id,
         };
         if dialog.kind == DialogType::Private {
-            let element = self.stanza(message, "chat", &sender.bare(domain));
+            let element = chat_stanza(message, "chat", &sender.bare(domain));
             for occupant in dialog.occupants.iter().filter(|u| **u != message.sender_id) {
                 let to = UserAddr {
                     app: dialog.app_id,
@@ -98,7 +100,7 @@ impl ChatNotifier for XmppNotifier {
             app: dialog.app_id,
             dialog: dialog.id.clone(),
         };
-        let element = self.stanza(
+        let element = chat_stanza(
             message,
             "groupchat",
             &room.occupant(domain, message.sender_id),

@@ -12,17 +12,18 @@ use std::time::Instant;
 
 use base64::Engine;
 use minidom::Element;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::address::{resolve, RoomAddr, Target, UserAddr};
 use super::context::XmppContext;
 use super::framing::{to_xml, StreamEvent, NS_CLIENT};
+use super::resume::{StreamManagement, Takeover};
 use super::router::{ConnId, Outbound, Resource};
 use super::stanza::{self, name, Framing};
 use super::{calls, extdisco, messages, muc};
 
 /// What the driver should do after an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Flow {
     Continue,
     /// SASL succeeded: the client restarts the stream; TCP drivers reset their parser.
@@ -30,6 +31,13 @@ pub enum Flow {
     /// `<proceed/>` was queued: the TCP driver flushes it, starts TLS, resets its parser
     /// and calls [`Session::secured`].
     StartTls,
+    /// XEP-0198 `<resume/>`: the driver looks up the parked session `previd` (see
+    /// [`crate::core::resume`]), swaps it in and calls [`Session::resumed`], or calls
+    /// [`Session::resume_failed`].
+    Resume {
+        previd: String,
+        h: u32,
+    },
     Close,
 }
 
@@ -47,7 +55,7 @@ const MAX_AUTH_FAILURES: u32 = 3;
 
 pub struct Session {
     pub(crate) ctx: Arc<XmppContext>,
-    framing: Framing,
+    pub(crate) framing: Framing,
     pub(crate) conn: ConnId,
     pub(crate) tx: mpsc::Sender<Outbound>,
     state: State,
@@ -56,8 +64,10 @@ pub struct Session {
     pub(crate) rooms: HashSet<RoomAddr>,
     available: bool,
     auth_failures: u32,
-    /// XEP-0198: stanzas handled since `<enable/>`, or None when not enabled.
-    sm_handled: Option<u32>,
+    /// XEP-0198 state once the client enabled stream management.
+    pub(crate) sm: Option<StreamManagement>,
+    /// Fires when a new connection resumes this session (see [`crate::core::resume`]).
+    pub takeover: Option<oneshot::Receiver<Takeover>>,
     /// RFC 6120 §4.9.1.1: even an error needs our stream header first.
     header_sent: bool,
     pub(crate) carbons: Arc<AtomicBool>,
@@ -88,7 +98,8 @@ impl Session {
             rooms: HashSet::new(),
             available: false,
             auth_failures: 0,
-            sm_handled: None,
+            sm: None,
+            takeover: None,
             header_sent: false,
             carbons: Arc::new(AtomicBool::new(false)),
             rate: RateLimit::new(ctx_rate),
@@ -187,6 +198,10 @@ impl Session {
         }
     }
 
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
     /// The driver finished the TLS handshake; the client now opens a new stream.
     pub fn secured(&mut self) {
         self.secure = true;
@@ -214,14 +229,13 @@ impl Session {
             return self.fail("not-authorized", "authenticate first");
         }
         if element.has_ns(stanza::NS_SM) {
-            self.on_stream_management(&element);
-            return Flow::Continue;
+            return self.on_stream_management(&element);
         }
         if !element.has_ns(NS_CLIENT) {
             return self.fail("unsupported-stanza-type", "unknown top-level element");
         }
-        if let Some(handled) = self.sm_handled.as_mut() {
-            *handled = handled.wrapping_add(1);
+        if let Some(sm) = self.sm.as_mut() {
+            sm.inbound = sm.inbound.wrapping_add(1);
         }
         if element.name() == "iq" && self.state == State::Authenticated {
             return self.on_iq_before_bind(&element);
@@ -324,23 +338,106 @@ impl Session {
         Flow::Continue
     }
 
-    fn on_stream_management(&mut self, element: &Element) {
+    fn on_stream_management(&mut self, element: &Element) -> Flow {
         match element.name() {
-            "enable" => {
-                self.sm_handled = Some(0);
-                self.send(&Element::builder("enabled", stanza::NS_SM).build());
+            "enable" if self.state == State::Bound && self.sm.is_none() => {
+                let resume = matches!(element.attr("resume"), Some("true" | "1"));
+                let id = resume.then(control_api::domain::ids::session_token);
+                if let Some(id) = &id {
+                    self.takeover = Some(self.ctx.resume.attach(id, self.me()));
+                }
+                let mut enabled = Element::builder("enabled", stanza::NS_SM);
+                if let Some(id) = &id {
+                    let window = self.ctx.config.resume_window.as_secs().to_string();
+                    enabled = enabled
+                        .attr(name("id"), id.as_str())
+                        .attr(name("resume"), "true")
+                        .attr(name("max"), window);
+                }
+                self.sm = Some(StreamManagement {
+                    id,
+                    ..StreamManagement::default()
+                });
+                self.send(&enabled.build());
             }
             "r" => {
-                let handled = self.sm_handled.unwrap_or(0).to_string();
+                let handled = self.sm.as_ref().map_or(0, |sm| sm.inbound).to_string();
                 self.send(
                     &Element::builder("a", stanza::NS_SM)
                         .attr(name("h"), handled)
                         .build(),
                 );
             }
-            // The client's acks: we keep no unacknowledged queue (no resumption yet).
-            _ => {}
+            "a" => {
+                let h = element.attr("h").and_then(|h| h.parse().ok());
+                if let (Some(sm), Some(h)) = (self.sm.as_mut(), h) {
+                    sm.on_ack(h);
+                }
+            }
+            "resume" if self.state == State::Authenticated => {
+                let previd = element.attr("previd").unwrap_or_default().to_string();
+                let h = element.attr("h").and_then(|h| h.parse().ok()).unwrap_or(0);
+                return Flow::Resume { previd, h };
+            }
+            _ => {
+                let failed = Element::builder("failed", stanza::NS_SM)
+                    .append(Element::builder("unexpected-request", stanza::NS_STANZAS).build());
+                self.send(&failed.build());
+            }
         }
+        Flow::Continue
+    }
+
+    /// The driver wrote `out` to the client.
+    pub fn on_sent(&mut self, out: &Outbound) {
+        let cap = self.ctx.config.outbound_queue;
+        if let Some(sm) = self.sm.as_mut() {
+            sm.on_sent(out, cap);
+        }
+    }
+
+    /// The resumption id, when this session may be parked after its connection drops.
+    pub fn resumption_id(&self) -> Option<String> {
+        match (&self.sm, self.state) {
+            (Some(sm), State::Bound) => sm.id.clone(),
+            _ => None,
+        }
+    }
+
+    /// This (parked) session continues on a new connection: acknowledge, then return the
+    /// stanzas to send again, oldest first. The driver writes them before anything queued.
+    pub fn resumed(
+        &mut self,
+        previd: &str,
+        h: u32,
+        framing: Framing,
+        secure: bool,
+    ) -> Vec<Outbound> {
+        self.framing = framing;
+        self.secure = secure;
+        self.header_sent = true;
+        if let (Some(id), Some(user)) = (self.sm.as_ref().and_then(|sm| sm.id.clone()), self.user) {
+            self.takeover = Some(self.ctx.resume.attach(&id, user));
+        }
+        let Some(sm) = self.sm.as_mut() else {
+            return Vec::new();
+        };
+        sm.on_ack(h);
+        let resumed = Element::builder("resumed", stanza::NS_SM)
+            .attr(name("previd"), previd)
+            .attr(name("h"), sm.inbound.to_string())
+            .build();
+        let mut out = vec![Outbound::from(to_xml(&resumed))];
+        // Re-sent stanzas are counted again when written.
+        out.extend(sm.unacked.drain(..).map(|(_, stanza)| stanza));
+        sm.outbound = h;
+        out
+    }
+
+    pub fn resume_failed(&self) {
+        let failed = Element::builder("failed", stanza::NS_SM)
+            .append(Element::builder("item-not-found", stanza::NS_STANZAS).build());
+        self.send(&failed.build());
     }
 
     async fn on_presence(&mut self, presence: Element) {
@@ -503,8 +600,11 @@ impl Session {
         }
     }
 
-    /// Called by the driver when the connection ends, however it ends.
+    /// Called by the driver when the session ends for good (not when it is parked).
     pub fn finish(&mut self) {
+        if let Some(id) = self.sm.as_ref().and_then(|sm| sm.id.clone()) {
+            self.ctx.resume.forget(&id);
+        }
         self.leave_all_rooms();
         if let (Some(user), State::Bound) = (self.user, self.state) {
             self.ctx.router.unbind(user, self.conn);

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::core::context::XmppContext;
 use crate::core::framing::{FramingError, StreamEvent, TcpFramer};
+use crate::core::resume::{takeover, Detached, ResumeTable, Takeover};
 use crate::core::router::Outbound;
 use crate::core::session::{Flow, Session};
 use crate::core::stanza::Framing;
@@ -47,7 +48,12 @@ pub async fn serve(
 
 /// How a pass over one transport ended.
 enum End {
+    /// The stream ended (the client closed it, or we did after an error).
     Closed,
+    /// The connection dropped under a live stream: a resumable session waits.
+    Dropped,
+    /// Another connection resumed this session: hand it over.
+    TakenOver(Takeover),
     StartTls,
 }
 
@@ -60,7 +66,7 @@ async fn connection(ctx: Arc<XmppContext>, stream: TcpStream) {
 
     let (reader, writer) = stream.into_split();
     let mut writer = BufWriter::new(writer);
-    let ended = pump(
+    let (mut end, reader) = pump(
         &mut session,
         &mut framer,
         &mut rx,
@@ -68,29 +74,33 @@ async fn connection(ctx: Arc<XmppContext>, stream: TcpStream) {
         &mut writer,
     )
     .await;
-    if let (End::StartTls, Some(tls)) = (ended.0, ctx.config.tls.clone()) {
-        let stream = match ended.1.reunite(writer.into_inner()) {
-            Ok(stream) => stream,
-            Err(_) => return finish(&mut session, &gauge),
-        };
-        match tokio_rustls::TlsAcceptor::from(tls).accept(stream).await {
-            Ok(tls_stream) => {
-                session.secured();
-                framer.reset();
-                let (reader, writer) = tokio::io::split(tls_stream);
-                let mut writer = BufWriter::new(writer);
-                let _ = pump(&mut session, &mut framer, &mut rx, reader, &mut writer).await;
-                let _ = writer.shutdown().await;
+    if let (End::StartTls, Some(tls)) = (&end, ctx.config.tls.clone()) {
+        end = End::Closed;
+        if let Ok(stream) = reader.reunite(writer.into_inner()) {
+            match tokio_rustls::TlsAcceptor::from(tls).accept(stream).await {
+                Ok(tls_stream) => {
+                    session.secured();
+                    framer.reset();
+                    let (reader, writer) = tokio::io::split(tls_stream);
+                    let mut writer = BufWriter::new(writer);
+                    end = pump(&mut session, &mut framer, &mut rx, reader, &mut writer)
+                        .await
+                        .0;
+                    let _ = writer.shutdown().await;
+                }
+                Err(e) => tracing::debug!(error = %e, "STARTTLS handshake failed"),
             }
-            Err(e) => tracing::debug!(error = %e, "STARTTLS handshake failed"),
         }
     }
-    finish(&mut session, &gauge);
-}
-
-fn finish(session: &mut Session, gauge: &prometheus_client::metrics::gauge::Gauge) {
-    session.finish();
     gauge.dec();
+    match (end, session.resumption_id()) {
+        (End::TakenOver(reply), _) => {
+            // The resuming connection finishes the session if this send fails.
+            let _ = reply.send(Detached { session, rx });
+        }
+        (End::Dropped, Some(id)) => ResumeTable::park(&ctx, id, session, rx),
+        _ => session.finish(),
+    }
 }
 
 /// Keeps the read half reachable after the pump, for reuniting before STARTTLS.
@@ -138,7 +148,7 @@ where
         tokio::select! {
             read = reader.read(&mut buf) => {
                 let n = match read {
-                    Ok(0) | Err(_) => return (End::Closed, reader),
+                    Ok(0) | Err(_) => return (End::Dropped, reader),
                     Ok(n) => n,
                 };
                 let now = Instant::now();
@@ -156,6 +166,11 @@ where
                             flush(writer, rx).await;
                             return (End::Closed, reader);
                         }
+                        Flow::Resume { previd, h } => {
+                            if !resume(session, rx, writer, &previd, h).await {
+                                return (End::Dropped, reader);
+                            }
+                        }
                     }
                 }
                 if let Err(e) = fed {
@@ -167,22 +182,58 @@ where
                     return (End::Closed, reader);
                 }
             }
+            reply = takeover(&mut session.takeover) => {
+                let _ = writer.flush().await;
+                return (End::TakenOver(reply), reader);
+            }
             Some(out) = rx.recv() => {
                 if writer.write_all(out.as_bytes()).await.is_err() {
-                    return (End::Closed, reader);
+                    return (End::Dropped, reader);
                 }
+                session.on_sent(&out);
                 for _ in 0..WRITE_BATCH {
                     let Ok(more) = rx.try_recv() else { break };
                     if writer.write_all(more.as_bytes()).await.is_err() {
-                        return (End::Closed, reader);
+                        return (End::Dropped, reader);
                     }
+                    session.on_sent(&more);
                 }
                 if writer.flush().await.is_err() {
-                    return (End::Closed, reader);
+                    return (End::Dropped, reader);
                 }
             }
         }
     }
+}
+
+/// Takes over the parked session `previd` if it is this user's; writes `<resumed/>` and the
+/// unacknowledged stanzas. False when the connection failed while writing.
+async fn resume<W: AsyncWrite + Unpin>(
+    session: &mut Session,
+    rx: &mut mpsc::Receiver<Outbound>,
+    writer: &mut BufWriter<W>,
+    previd: &str,
+    h: u32,
+) -> bool {
+    let parked = match session.user {
+        Some(user) => session.ctx.resume.take(previd, user).await,
+        None => None,
+    };
+    let Some(parked) = parked else {
+        session.resume_failed();
+        return true;
+    };
+    // The fresh session is authenticated but unbound: dropping it releases nothing.
+    let secure = session.is_secure();
+    *session = parked.session;
+    *rx = parked.rx;
+    for out in session.resumed(previd, h, Framing::Tcp, secure) {
+        if writer.write_all(out.as_bytes()).await.is_err() {
+            return false;
+        }
+        session.on_sent(&out);
+    }
+    writer.flush().await.is_ok()
 }
 
 async fn flush<W: AsyncWrite + Unpin>(
