@@ -87,7 +87,7 @@ pub struct ServeArgs {
     /// API URL announced by GET /account_settings.json [default: https://<https-addr>].
     #[arg(long, env = "SWITCHBOARD_PUBLIC_API_URL", value_name = "URL")]
     pub public_api_url: Option<String>,
-    /// Where uploaded files go: `local` (DATA_DIR/blobs) or `local:PATH` [default: local].
+    /// Where uploaded files go: `local` (DATA_DIR/blobs), `local:PATH` or `s3://BUCKET[/PREFIX]` (AWS_* env) [default: local].
     #[arg(long, env = "SWITCHBOARD_BLOB_STORAGE", value_name = "SPEC")]
     pub blob_storage: Option<String>,
     /// Largest accepted file upload in bytes [default: 104857600].

@@ -122,7 +122,7 @@ pub struct Settings {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub log_format: LogFormat,
     pub public_api_url: Option<String>,
-    /// Blob storage spec (`local`, `local:PATH`) and limits.
+    /// Blob storage spec (`local`, `local:PATH`, `s3://BUCKET[/PREFIX]`) and limits.
     pub blob_storage: String,
     pub blob_max_bytes: u64,
     pub blob_upload_ttl: Duration,

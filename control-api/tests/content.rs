@@ -11,8 +11,9 @@ use axum::http::{Method, StatusCode};
 use base64::Engine;
 use common::{encode, Response, TestApi};
 use control_api::config::ContentConfig;
+use control_api::domain::content::BlobStorage;
 use control_api::domain::model::App;
-use control_api::storage::LocalBlobStorage;
+use control_api::storage::{open_blob_storage, LocalBlobStorage, ObjectBlobStorage};
 use control_api::{http, open_store, ControlConfig, ControlPlane};
 use md5::{Digest, Md5};
 use prometheus_client::registry::Registry;
@@ -28,6 +29,14 @@ struct ContentApi {
 
 /// The test API over its own store, with blobs in a temporary directory.
 async fn content_api(content: ContentConfig) -> ContentApi {
+    content_api_on(content, None).await
+}
+
+/// As [`content_api`], with `storage` instead of local files when given.
+async fn content_api_on(
+    content: ContentConfig,
+    storage: Option<Arc<dyn BlobStorage>>,
+) -> ContentApi {
     let mut api = TestApi::new().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(open_store("sqlite", dir.path()).await.expect("store"));
@@ -37,7 +46,7 @@ async fn content_api(content: ContentConfig) -> ContentApi {
     };
     let blobs = dir.path().join("blobs");
     api.control = ControlPlane::new(store, api.clock.clone(), config)
-        .with_blob_storage(Arc::new(LocalBlobStorage::new(&blobs)));
+        .with_blob_storage(storage.unwrap_or_else(|| Arc::new(LocalBlobStorage::new(&blobs))));
     api.app = api.control.ensure_default_app().await.expect("app").0;
     api.router = http::app(api.control.clone(), Registry::default());
     ContentApi {
@@ -578,6 +587,71 @@ async fn content_metrics_count_transfers_and_stored_bytes() {
     ] {
         assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
     }
+}
+
+#[tokio::test]
+async fn an_object_store_serves_the_same_flow() {
+    let memory = Arc::new(object_store::memory::InMemory::new());
+    let storage = ObjectBlobStorage::new(memory.clone(), "prefix/", "memory".into());
+    let c = content_api_on(ContentConfig::default(), Some(Arc::new(storage))).await;
+    let token = user(&c.api, "alice").await;
+    let blob = uploaded(&c.api, &token, "&blob[public]=true", b"in the object store").await;
+    let uid = blob["uid"].as_str().unwrap();
+    let key = object_store::path::Path::from(format!("prefix/{}/{uid}", c.api.app.id));
+    use object_store::ObjectStore;
+    let stored = memory.get(&key).await.expect("stored object");
+    assert_eq!(
+        stored.bytes().await.unwrap().as_ref(),
+        b"in the object store"
+    );
+
+    let file = get(&c.api, &format!("/blobs/{uid}"), None).await;
+    assert_eq!(file.text, "in the object store");
+    assert_eq!(file.headers["content-length"], "19");
+
+    // A refused upload leaves no object behind.
+    let small = create(&c.api, &token, "").await;
+    let (_, mut fields) = upload_target(&small);
+    fields.push(("Content-MD5".into(), "bm9wZQ==".into()));
+    assert_eq!(
+        post_upload(&c.api, &fields, b"x").await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let other = object_store::path::Path::from(format!(
+        "prefix/{}/{}",
+        c.api.app.id,
+        small["uid"].as_str().unwrap()
+    ));
+    assert!(memory.head(&other).await.is_err());
+
+    let id = blob["id"].as_i64().unwrap();
+    let r = c
+        .form(Method::DELETE, &format!("/blobs/{id}.json"), &token, "")
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        memory.head(&key).await.is_err(),
+        "delete removes the object"
+    );
+}
+
+#[test]
+fn blob_storage_specs_are_parsed() {
+    let dir = std::path::Path::new("/tmp/data");
+    assert_eq!(
+        open_blob_storage("local", dir).unwrap().describe(),
+        "/tmp/data/blobs"
+    );
+    assert_eq!(
+        open_blob_storage("local:/srv/blobs", dir)
+            .unwrap()
+            .describe(),
+        "/srv/blobs"
+    );
+    let s3 = open_blob_storage("s3://bucket/some/prefix", dir).unwrap();
+    assert_eq!(s3.describe(), "s3://bucket/some/prefix");
+    assert!(open_blob_storage("s3://", dir).is_err());
+    assert!(open_blob_storage("ftp://x", dir).is_err());
 }
 
 fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
