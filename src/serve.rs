@@ -57,6 +57,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         public_api_url: public_api_url.clone(),
         chat_endpoint: settings.xmpp_domain.clone(),
         ice: Some(roles::turn::ice_config(&settings, turn_secret, turn_addrs)),
+        conference: Some(roles::sfu::conference_config(&settings, &public_api_url)?),
         content: ContentConfig {
             max_blob_bytes: settings.blob_max_bytes,
             upload_ttl: settings.blob_upload_ttl,

@@ -20,6 +20,8 @@ pub struct ControlConfig {
     /// The TURN relay announced by `GET /calls/ice_servers.json`; `None` answers 404.
     pub ice: Option<crate::domain::ice::IceConfig>,
     pub content: ContentConfig,
+    /// The SFU that `POST /calls/conference/token.json` admits to; `None` answers 503.
+    pub conference: Option<crate::domain::conference::ConferenceConfig>,
 }
 
 /// Content (blob) limits.
@@ -51,6 +53,7 @@ impl Default for ControlConfig {
             chat_offline_cap: 1000,
             ice: None,
             content: ContentConfig::default(),
+            conference: None,
         }
     }
 }

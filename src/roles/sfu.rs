@@ -1,6 +1,7 @@
 //! The `sfu` role: the SFU's worker threads (UDP media, `--sfu-addr`) and the Janus
 //! WebSocket (`/janus` on the HTTP and HTTPS listeners, served by the api role).
 
+use control_api::domain::conference::ConferenceConfig;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -110,4 +111,64 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     }
     #[cfg(not(unix))]
     std::fs::write(path, text)
+}
+
+/// What the control plane needs to admit users to this SFU: the grant secret (shared,
+/// never the database) and the Janus URL clients connect to.
+pub fn conference_config(
+    settings: &Settings,
+    public_api_url: &str,
+) -> anyhow::Result<ConferenceConfig> {
+    let janus_url = match public_api_url.strip_prefix("https://") {
+        Some(host) => format!("wss://{host}/janus"),
+        None => format!(
+            "ws://{}/janus",
+            public_api_url.trim_start_matches("http://")
+        ),
+    };
+    Ok(ConferenceConfig {
+        grant_secret: grant_secret(
+            settings.sfu.grant_secret.as_deref(),
+            &settings.store.data_dir,
+        )?,
+        grant_ttl: GRANT_TTL,
+        janus_url,
+    })
+}
+
+/// Joining takes seconds; a grant outliving that only widens what a leaked one allows.
+const GRANT_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+#[cfg(test)]
+mod tests {
+    use control_api::domain::conference::{mint_grant, ConferenceRole};
+    use sfu::grant::{GrantKey, GrantRole};
+
+    #[test]
+    fn grants_minted_by_the_control_plane_verify_in_the_sfu() {
+        let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let token = mint_grant(
+            b"shared",
+            7,
+            42,
+            "dialog1",
+            ConferenceRole::Subscriber,
+            now,
+            super::GRANT_TTL,
+        );
+        let grant = GrantKey::new(b"shared")
+            .verify(&token, 1_800_000_000 + 10)
+            .unwrap();
+        assert_eq!(
+            (grant.app, grant.user, grant.room.as_str()),
+            (7, 42, "dialog1")
+        );
+        assert_eq!(grant.role, GrantRole::Subscriber);
+        assert!(GrantKey::new(b"other")
+            .verify(&token, 1_800_000_000)
+            .is_err());
+        assert!(GrantKey::new(b"shared")
+            .verify(&token, 1_800_000_000 + 300)
+            .is_err());
+    }
 }

@@ -6,6 +6,7 @@ pub mod apps;
 pub mod calls;
 pub mod chat;
 pub mod clock;
+pub mod conference;
 pub mod content;
 pub mod error;
 pub mod ice;

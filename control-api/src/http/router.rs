@@ -27,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::account::routes())
         .merge(routes::users::routes())
         .merge(routes::calls::routes())
+        .merge(routes::conference::routes())
         .merge(routes::call_history::routes())
         .merge(routes::dialogs::routes())
         .merge(routes::messages::routes())

@@ -40,17 +40,23 @@ pub fn start_time() -> OffsetDateTime {
 
 impl TestApi {
     pub async fn new() -> Self {
+        Self::with_config(|_| {}).await
+    }
+
+    /// A server whose control-plane settings `configure` adjusts.
+    pub async fn with_config(configure: impl FnOnce(&mut ControlConfig)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open_store("sqlite", dir.path())
             .await
             .expect("open sqlite store");
         let store = Arc::new(store);
         let clock = Arc::new(ManualClock::new(start_time()));
-        let config = ControlConfig {
+        let mut config = ControlConfig {
             public_api_url: "https://127.0.0.1:8443".into(),
             chat_endpoint: "localhost".into(),
             ..ControlConfig::default()
         };
+        configure(&mut config);
         let control = ControlPlane::new(store, clock.clone(), config);
         let (app, _) = control.ensure_default_app().await.expect("default app");
         Self {
