@@ -466,6 +466,8 @@ async fn group_dialogs_are_rooms_for_their_occupants_only() {
         bob_joined.attr("from"),
         Some(format!("{room}/{}", bob.0).as_str())
     );
+    // The QuickBlox Node SDK throws on a room presence without an id.
+    assert!(bob_joined.attr("id").is_some_and(|id| !id.is_empty()));
 
     // Eve is no occupant: refused with the join's id.
     e.send(&format!(

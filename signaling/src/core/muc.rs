@@ -39,9 +39,13 @@ fn occupant_presence(
     let mut presence = Element::builder("presence", NS_CLIENT)
         .attr(name("from"), from)
         .attr(name("to"), to);
-    if let Some(id) = id {
-        presence = presence.attr(name("id"), id);
-    }
+    // Every presence carries an id: the QuickBlox Node SDK calls `id.endsWith(...)` on
+    // any muc#user presence and throws on one without.
+    let id = id.map_or_else(
+        || control_api::domain::ids::session_token()[..12].to_string(),
+        str::to_string,
+    );
+    presence = presence.attr(name("id"), id);
     if unavailable {
         presence = presence.attr(name("type"), "unavailable");
     }
