@@ -16,8 +16,11 @@ use crate::core::router::Outbound;
 use crate::core::session::{Flow, Session};
 use crate::core::stanza::Framing;
 
-/// Read buffer per connection; small, since idle connections dominate.
-const READ_BUFFER: usize = 4096;
+/// Read and write buffers per connection: small, because idle connections dominate memory
+/// (the target is < 10 KiB per idle connection) and a typical stanza is a few hundred bytes;
+/// larger writes bypass the buffer.
+const READ_BUFFER: usize = 2048;
+const WRITE_BUFFER: usize = 2048;
 /// Stanzas written per wake before yielding, so one busy reader cannot starve others.
 const WRITE_BATCH: usize = 64;
 
@@ -65,7 +68,7 @@ async fn connection(ctx: Arc<XmppContext>, stream: TcpStream) {
     let mut framer = TcpFramer::new(ctx.config.max_stanza_bytes);
 
     let (reader, writer) = stream.into_split();
-    let mut writer = BufWriter::new(writer);
+    let mut writer = BufWriter::with_capacity(WRITE_BUFFER, writer);
     let (mut end, reader) = pump(
         &mut session,
         &mut framer,
@@ -82,7 +85,7 @@ async fn connection(ctx: Arc<XmppContext>, stream: TcpStream) {
                     session.secured();
                     framer.reset();
                     let (reader, writer) = tokio::io::split(tls_stream);
-                    let mut writer = BufWriter::new(writer);
+                    let mut writer = BufWriter::with_capacity(WRITE_BUFFER, writer);
                     end = pump(&mut session, &mut framer, &mut rx, reader, &mut writer)
                         .await
                         .0;
