@@ -57,7 +57,8 @@ pub async fn run(command: AppCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn open(args: &StoreArgs) -> anyhow::Result<(ControlPlane, Arc<dyn Store>)> {
+/// The control plane over the store `serve` uses (found the same way).
+pub(crate) async fn open(args: &StoreArgs) -> anyhow::Result<(ControlPlane, Arc<dyn Store>)> {
     let file = FileConfig::load(args.config.as_deref())?;
     let settings = StoreSettings::resolve(args, &file);
     std::fs::create_dir_all(&settings.data_dir)

@@ -31,6 +31,58 @@ pub enum Command {
         #[command(subcommand)]
         command: AppCommand,
     },
+    /// Manage an application's custom-object classes (QuickBlox's Dashboard).
+    Class {
+        #[command(subcommand)]
+        command: ClassCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClassCommand {
+    /// Create a class with typed fields and default record permissions.
+    Create {
+        /// Application id.
+        #[arg(long)]
+        app: i64,
+        #[arg(long)]
+        name: String,
+        /// `NAME:TYPE`, repeated; TYPE is integer, float, boolean, string, date, location,
+        /// file, or an array of one (`string[]`).
+        #[arg(long = "field", value_name = "NAME:TYPE")]
+        fields: Vec<String>,
+        /// Default read access: open, owner, not_allowed, users:ID,ID or groups:TAG,TAG [default: open].
+        #[arg(long, value_name = "ACCESS")]
+        read: Option<String>,
+        /// Default update access [default: owner].
+        #[arg(long, value_name = "ACCESS")]
+        update: Option<String>,
+        /// Default delete access [default: owner].
+        #[arg(long, value_name = "ACCESS")]
+        delete: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List an application's classes with their fields.
+    List {
+        #[arg(long)]
+        app: i64,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Delete a class and all its records.
+    Delete {
+        #[arg(long)]
+        app: i64,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 /// Where the configuration and the database are.

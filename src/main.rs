@@ -4,6 +4,7 @@
 //! and domain rule lives in the crates this binary starts.
 
 mod apps_cmd;
+mod classes_cmd;
 mod cli;
 mod config;
 mod roles;
@@ -23,6 +24,7 @@ fn main() -> anyhow::Result<()> {
             None => serve::run(cli.serve).await,
             Some(cli::Command::Serve(args)) => serve::run(*args).await,
             Some(cli::Command::App { command }) => apps_cmd::run(command).await,
+            Some(cli::Command::Class { command }) => classes_cmd::run(command).await,
         }
     })
 }

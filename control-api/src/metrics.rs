@@ -33,6 +33,13 @@ impl ResultLabels {
     }
 }
 
+/// A custom-object request: `operation` (list, show, create, update, delete) and `result`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DataLabels {
+    pub operation: &'static str,
+    pub result: &'static str,
+}
+
 #[derive(Clone)]
 pub struct ControlMetrics {
     pub http_requests: Family<HttpRequestLabels, Counter>,
@@ -48,6 +55,9 @@ pub struct ControlMetrics {
     /// Uploaded blobs and their bytes, refreshed at scrape time.
     pub content_blobs: Gauge,
     pub content_stored_bytes: Gauge,
+    pub data_requests: Family<DataLabels, Counter>,
+    /// Custom-object records across all applications, refreshed at scrape time.
+    pub data_records: Gauge,
 }
 
 impl ControlMetrics {
@@ -68,6 +78,8 @@ impl ControlMetrics {
             content_download_bytes: Counter::default(),
             content_blobs: Gauge::default(),
             content_stored_bytes: Gauge::default(),
+            data_requests: Family::default(),
+            data_records: Gauge::default(),
         };
         let registry = registry.sub_registry_with_prefix("switchboard");
         registry.register(
@@ -123,6 +135,16 @@ impl ControlMetrics {
             "Bytes of uploaded blobs across all applications",
             Unit::Bytes,
             metrics.content_stored_bytes.clone(),
+        );
+        registry.register(
+            "data_requests",
+            "Custom-object requests, by operation and result",
+            metrics.data_requests.clone(),
+        );
+        registry.register(
+            "data_records",
+            "Custom-object records across all applications",
+            metrics.data_records.clone(),
         );
         metrics
     }

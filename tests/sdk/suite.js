@@ -15,8 +15,9 @@ const STORES = [
   { name: 'postgres', pg: true, skip: !PG_URL && !IS_CI && 'SWITCHBOARD_TEST_PG_URL is not set' },
 ];
 
-// `title` names the suite, `scenario` is the script's path, `name` tags the server's data dir.
-function scenarioSuite(title, scenario, name) {
+// `title` names the suite, `scenario` is the script's path, `name` tags the server's data dir;
+// `options.setup(srv, storeUrl)` runs once the server is up (e.g. CLI commands against its data dir).
+function scenarioSuite(title, scenario, name, options = {}) {
  for (const store of STORES) {
   describe(`${title} (${store.name} store)`, { skip: store.skip }, () => {
     let srv;
@@ -28,6 +29,7 @@ function scenarioSuite(title, scenario, name) {
         pgdb = await createPgDatabase(PG_URL);
       }
       srv = await startServer({ name: `sdk-${name}-${store.name}`, store: pgdb && pgdb.url });
+      if (options.setup) await options.setup(srv, pgdb && pgdb.url);
     });
 
     after(async () => {

@@ -8,6 +8,7 @@ pub mod chat;
 pub mod clock;
 pub mod conference;
 pub mod content;
+pub mod data;
 pub mod error;
 pub mod ice;
 pub mod ids;
@@ -28,6 +29,7 @@ pub use store::Store;
 use calls::CallStore;
 use chat::{ChatNotifier, ChatStore};
 use content::{BlobStorage, ContentStore};
+use data::DataStore;
 
 use crate::config::ControlConfig;
 
@@ -41,6 +43,8 @@ pub struct ControlPlane {
     content: Arc<dyn ContentStore>,
     /// Blob bytes (local files or an object store); see [`ControlPlane::with_blob_storage`].
     blobs: Arc<dyn BlobStorage>,
+    /// Custom-object classes and records: the same database again.
+    data: Arc<dyn DataStore>,
     /// Finished calls' summaries: the same database again.
     calls: Arc<dyn CallStore>,
     clock: Arc<dyn Clock>,
@@ -50,7 +54,7 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    pub fn new<S: Store + ChatStore + CallStore + ContentStore>(
+    pub fn new<S: Store + ChatStore + CallStore + ContentStore + DataStore>(
         store: Arc<S>,
         clock: Arc<dyn Clock>,
         config: ControlConfig,
@@ -59,6 +63,7 @@ impl ControlPlane {
             store: store.clone(),
             chat: store.clone(),
             content: store.clone(),
+            data: store.clone(),
             blobs: Arc::new(content::storage::NoBlobStorage),
             calls: store,
             clock,

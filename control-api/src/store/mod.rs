@@ -7,6 +7,7 @@
 mod calls;
 mod chat;
 mod content;
+mod data;
 mod query;
 mod rows;
 mod sql;

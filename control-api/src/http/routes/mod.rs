@@ -5,6 +5,7 @@ pub mod blobs;
 pub mod call_history;
 pub mod calls;
 pub mod conference;
+pub mod data;
 pub mod dialogs;
 pub mod messages;
 pub mod ops;

@@ -41,6 +41,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.content_blobs.set(blobs);
         state.metrics.content_stored_bytes.set(bytes);
     }
+    if let Ok(records) = state.control.count_records().await {
+        state.metrics.data_records.set(records);
+    }
     let mut body = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &state.registry) {
         tracing::error!(error = %e, "encoding metrics failed");
