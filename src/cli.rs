@@ -154,6 +154,9 @@ pub struct ServeArgs {
     /// XMPP domain, announced as the chat endpoint [default: localhost].
     #[arg(long, env = "SWITCHBOARD_XMPP_DOMAIN", value_name = "DOMAIN")]
     pub xmpp_domain: Option<String>,
+    /// Opponents one caller may ring in a mesh call (caller + N peers) [default: 3].
+    #[arg(long, env = "SWITCHBOARD_CALL_MAX_OPPONENTS", value_name = "N")]
+    pub call_max_opponents: Option<usize>,
     /// SFU media (UDP) address of worker 0; worker k uses port + k [default: 0.0.0.0:10000].
     #[arg(long, env = "SWITCHBOARD_SFU_ADDR", value_name = "ADDR")]
     pub sfu_addr: Option<SocketAddr>,

@@ -29,6 +29,7 @@ pub struct FileConfig {
     pub xmpp_domain: Option<String>,
     pub xmpp_addr: Option<SocketAddr>,
     pub xmpp_require_tls: Option<bool>,
+    pub call_max_opponents: Option<usize>,
     pub sfu_addr: Option<SocketAddr>,
     pub sfu_public_ip: Option<IpAddr>,
     pub sfu_workers: Option<usize>,
@@ -130,6 +131,8 @@ pub struct Settings {
     pub xmpp_addr: SocketAddr,
     /// Refuse XMPP authentication over TCP until the client has done STARTTLS.
     pub xmpp_require_tls: bool,
+    /// Opponents one caller may ring in a mesh call (QuickBlox: 3).
+    pub call_max_opponents: usize,
     pub sfu: SfuSettings,
     pub session_ttl: Duration,
     pub signature_max_skew: Duration,
@@ -186,6 +189,10 @@ impl Settings {
                 .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5222)),
             sfu: SfuSettings::resolve(args, &file),
             xmpp_require_tls: args.xmpp_require_tls || file.xmpp_require_tls.unwrap_or(false),
+            call_max_opponents: args
+                .call_max_opponents
+                .or(file.call_max_opponents)
+                .unwrap_or(3),
             session_ttl: Duration::from_secs(file.session_ttl_secs.unwrap_or(2 * 3600)),
             signature_max_skew: Duration::from_secs(file.signature_max_skew_secs.unwrap_or(3600)),
             shutdown_grace: Duration::from_secs(file.shutdown_grace_secs.unwrap_or(30)),
@@ -208,6 +215,12 @@ impl Settings {
             );
         }
         anyhow::ensure!(!self.roles.is_empty(), "roles must name at least one role");
+        // Every peer of a mesh sends its media to every other: beyond a handful, use the SFU.
+        anyhow::ensure!(
+            (1..=15).contains(&self.call_max_opponents),
+            "call_max_opponents must be between 1 and 15, got {}",
+            self.call_max_opponents
+        );
         anyhow::ensure!(self.blob_max_bytes > 0, "blob_max_bytes must be positive");
         anyhow::ensure!(
             !self.blob_upload_ttl.is_zero(),

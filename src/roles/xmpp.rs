@@ -28,6 +28,10 @@ pub async fn start(
     let config = XmppConfig {
         tls: Some(tls.get_inner()),
         require_tls: settings.xmpp_require_tls,
+        calls: signaling::core::calls::table::CallLimits {
+            max_opponents: settings.call_max_opponents,
+            ..Default::default()
+        },
         ..XmppConfig::default()
     };
     let ctx = signaling::context(control, settings.xmpp_domain.clone(), config, registry);
