@@ -1,0 +1,7 @@
+//! The scenarios. Each builds its clients, hands them to [`crate::run::drive`], and names
+//! its unit of work.
+
+pub mod api;
+pub mod chat;
+pub mod qb;
+pub mod xmpp;
