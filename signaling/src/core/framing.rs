@@ -77,6 +77,11 @@ impl TcpFramer {
                 }
                 Err(EndOrError::NeedMoreData) => {
                     self.count(before - data.len())?;
+                    if self.tree.depth() <= 1 {
+                        // Between stanzas: give back the lexer's 8 KiB token scratchpad, so an
+                        // idle connection holds only what its stream state needs.
+                        self.parser.release_temporaries();
+                    }
                     return Ok(());
                 }
                 Err(EndOrError::Error(e)) => {

@@ -80,19 +80,8 @@ async fn connection(ctx: Arc<XmppContext>, stream: TcpStream) {
     if let (End::StartTls, Some(tls)) = (&end, ctx.config.tls.clone()) {
         end = End::Closed;
         if let Ok(stream) = reader.reunite(writer.into_inner()) {
-            match tokio_rustls::TlsAcceptor::from(tls).accept(stream).await {
-                Ok(tls_stream) => {
-                    session.secured();
-                    framer.reset();
-                    let (reader, writer) = tokio::io::split(tls_stream);
-                    let mut writer = BufWriter::with_capacity(WRITE_BUFFER, writer);
-                    end = pump(&mut session, &mut framer, &mut rx, reader, &mut writer)
-                        .await
-                        .0;
-                    let _ = writer.shutdown().await;
-                }
-                Err(e) => tracing::debug!(error = %e, "STARTTLS handshake failed"),
-            }
+            // Boxed: the TLS states are large and most connections never reach them.
+            end = Box::pin(secure(tls, stream, &mut session, &mut framer, &mut rx)).await;
         }
     }
     gauge.dec();
@@ -103,6 +92,31 @@ async fn connection(ctx: Arc<XmppContext>, stream: TcpStream) {
         }
         (End::Dropped, Some(id)) => ResumeTable::park(&ctx, id, session, rx),
         _ => session.finish(),
+    }
+}
+
+/// STARTTLS: the handshake on the same socket, then the rest of the stream over TLS.
+async fn secure(
+    tls: Arc<rustls::ServerConfig>,
+    stream: TcpStream,
+    session: &mut Session,
+    framer: &mut TcpFramer,
+    rx: &mut mpsc::Receiver<Outbound>,
+) -> End {
+    match tokio_rustls::TlsAcceptor::from(tls).accept(stream).await {
+        Ok(tls_stream) => {
+            session.secured();
+            framer.reset();
+            let (reader, writer) = tokio::io::split(tls_stream);
+            let mut writer = BufWriter::with_capacity(WRITE_BUFFER, writer);
+            let end = pump(session, framer, rx, reader, &mut writer).await.0;
+            let _ = writer.shutdown().await;
+            end
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "STARTTLS handshake failed");
+            End::Closed
+        }
     }
 }
 
@@ -158,7 +172,9 @@ where
                 events.clear();
                 let fed = framer.feed(&buf[..n], &mut events);
                 for event in events.drain(..) {
-                    match session.handle(event, now).await {
+                    // Boxed: handling awaits the store, and that future is large; inline it
+                    // would sit in every idle connection's task.
+                    match Box::pin(session.handle(event, now)).await {
                         Flow::Continue => {}
                         Flow::Restart => framer.reset(),
                         Flow::StartTls => {

@@ -41,7 +41,7 @@ async fn run(ctx: Arc<XmppContext>, mut socket: WebSocket) {
         let flow = tokio::select! {
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => match parse_ws_frame(text.as_str(), ctx.config.max_stanza_bytes) {
-                    Ok(event) => session.handle(event, std::time::Instant::now()).await,
+                    Ok(event) => Box::pin(session.handle(event, std::time::Instant::now())).await,
                     Err(FramingError::TooLarge { .. }) => session.fail("policy-violation", "stanza too large"),
                     Err(e) => session.fail("not-well-formed", &e.to_string()),
                 },
