@@ -66,6 +66,14 @@ async function bob() {
   QB.chat.sendIsTypingStatus(alice.id);
   QB.chat.send(alice.id, { type: 'chat', body: 'hi alice', extension: { save_to_history: 1, dialog_id: msg.dialog_id } });
   report({ step: 'bob read, typed and answered', id: msg.id });
+  // Alice then invites Bob into a group dialog with a system notification (a headline).
+  const invite = await new Promise((resolve) => { QB.chat.onSystemMessageListener = resolve; });
+  assert.equal(invite.userId, alice.id);
+  const groupId = invite.extension.group_id;
+  assert.ok(groupId, `the system message carries its extension: ${JSON.stringify(invite)}`);
+  await call('chat.muc.join (bob)', (cb) => QB.chat.muc.join(groupId, cb));
+  QB.chat.send(QB.chat.helpers.getRoomJidFromDialogId(groupId), { type: 'groupchat', body: 'bob here', extension: { save_to_history: 1 } });
+  report({ step: 'bob joined the group from a system notification and spoke' });
   // Stay connected until the test ends this process.
 }
 
@@ -107,6 +115,16 @@ async function alice() {
   assert.equal(got.msg.dialog_id, group._id);
   assert.equal(got.userId, me.id);
   report({ step: 'group dialog created over REST, joined and chatted in over XMPP' });
+
+  // Invite Bob with a system notification; his join (a room presence) and message reach us.
+  const fromBob = new Promise((resolve) => {
+    QB.chat.onMessageListener = (userId, m) => { if (userId === peer.id && m.type === 'groupchat') resolve(m); };
+  });
+  QB.chat.sendSystemMessage(peer.id, { extension: { group_id: group._id } });
+  const bobSaid = await fromBob;
+  assert.equal(bobSaid.body, 'bob here');
+  assert.equal(bobSaid.dialog_id, group._id);
+  report({ step: 'system notification delivered; a second SDK client joined the room and was heard' });
   report({ done: true });
   process.stdout.write('', () => process.exit(0));
 }
