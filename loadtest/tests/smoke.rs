@@ -1,0 +1,323 @@
+//! Short, bounded loopback runs of `loadtest api` and `loadtest chat` against a freshly
+//! started `switchboard serve`: requests and messages flow, reports are well formed, bad
+//! targets fail clearly. Nothing here asserts on speed.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use loadtest::report::{Report, SCHEMA};
+
+const LOADTEST: &str = env!("CARGO_BIN_EXE_loadtest");
+/// Guards against a hung child only; no assertion depends on it.
+const STARTUP_LIMIT: Duration = Duration::from_secs(60);
+
+/// The `switchboard` binary: `SWITCHBOARD_BIN`, or the one `cargo test --workspace` built
+/// beside this test's own target directory.
+fn switchboard_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("SWITCHBOARD_BIN") {
+        return p.into();
+    }
+    // current_exe is TARGET/debug/deps/smoke-HASH.
+    let exe = std::env::current_exe().expect("own path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("switchboard");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p switchboard, or cargo test --workspace)",
+        bin.display()
+    );
+    bin
+}
+
+struct Server {
+    child: Child,
+    banner: HashMap<String, String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut command = Command::new(switchboard_bin());
+        command.args(["serve", "--data-dir", dir.path().to_str().unwrap()]);
+        for face in ["http", "https", "xmpp", "turn", "sfu"] {
+            command.args([format!("--{face}-addr"), "127.0.0.1:0".into()]);
+        }
+        for (key, _) in std::env::vars() {
+            if key.starts_with("SWITCHBOARD_") {
+                command.env_remove(key);
+            }
+        }
+        let mut child = command
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn switchboard serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut banner = HashMap::new();
+        loop {
+            let line = rx
+                .recv_timeout(STARTUP_LIMIT)
+                .expect("serve printed its banner");
+            if line == "Switchboard ready" {
+                break;
+            }
+            if let Some((k, v)) = line.trim().split_once("  ") {
+                banner.insert(k.trim().to_string(), v.trim().to_string());
+            }
+        }
+        Self {
+            child,
+            banner,
+            _dir: dir,
+        }
+    }
+
+    fn get(&self, label: &str) -> String {
+        self.banner
+            .get(label)
+            .unwrap_or_else(|| panic!("banner has no {label:?}: {:?}", self.banner))
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    fn app_args(&self) -> Vec<String> {
+        vec![
+            "--app-id".into(),
+            self.get("application id"),
+            "--auth-key".into(),
+            self.get("auth key"),
+            "--auth-secret".into(),
+            self.get("auth secret"),
+        ]
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn loadtest(args: &[String]) -> Output {
+    Command::new(LOADTEST)
+        .args(args)
+        .output()
+        .expect("run loadtest")
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "loadtest failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn api_and_chat_against_a_real_server() {
+    let server = Server::start();
+    let pid = server.child.id().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let api_json = dir.path().join("api.json");
+    let api_html = dir.path().join("api.html");
+
+    let mut args = strings(&["api", "--target"]);
+    args.push(server.get("REST API (HTTP)"));
+    args.extend(server.app_args());
+    args.extend(strings(&[
+        "--duration",
+        "3s",
+        "--ramp-up",
+        "500ms",
+        "--clients",
+        "2",
+        "--rate",
+        "40",
+        "--quiet",
+        "--slo",
+        "errors<50%",
+        "--server-pid",
+        &pid,
+        "--out",
+        api_json.to_str().unwrap(),
+        "--html",
+        api_html.to_str().unwrap(),
+    ]));
+    let out = loadtest(&args);
+    assert_ok(&out);
+    let api = Report::read(&api_json).expect("api report");
+    assert_eq!(api.schema, SCHEMA);
+    assert_eq!(api.scenario, "api");
+    assert!(!api.partial, "{:?}", api.notes);
+    assert!(api.totals.ops > 0, "requests flowed: {api:?}");
+    assert_eq!(api.totals.errors, 0, "{:?}", api.errors);
+    assert_eq!(api.latencies["all"].count, api.totals.ops);
+    for op in [
+        "session_create",
+        "user_read",
+        "dialog_list",
+        "message_create",
+        "message_list",
+    ] {
+        assert!(api.latencies.contains_key(op), "{op} ran");
+    }
+    let server_usage = api.server.as_ref().expect("server sampled");
+    assert!(server_usage.cpu_us_per_unit.is_some());
+    assert!(!api.series.is_empty());
+    let page = std::fs::read_to_string(&api_html).unwrap();
+    assert!(page.contains("<svg") && page.contains("Latency CDF"));
+
+    // An impossible objective breaches: exit code 3.
+    let mut strict = args.clone();
+    let slo_at = strict.iter().position(|a| a == "errors<50%").unwrap();
+    strict[slo_at] = "p50<1us".into();
+    let dur_at = strict.iter().position(|a| a == "3s").unwrap();
+    strict[dur_at] = "1s".into();
+    let out_at = strict.iter().position(|a| a == "--out").unwrap();
+    strict[out_at + 1] = dir.path().join("strict.json").to_str().unwrap().into();
+    assert_eq!(loadtest(&strict).status.code(), Some(3));
+
+    let chat_json = dir.path().join("chat.json");
+    let mut args = strings(&["chat", "--target"]);
+    args.push(server.get("XMPP (TCP)"));
+    args.extend(strings(&["--api"]));
+    args.push(server.get("REST API (HTTP)"));
+    args.extend(server.app_args());
+    args.extend(strings(&[
+        "--duration",
+        "4s",
+        "--ramp-up",
+        "1s",
+        "--clients",
+        "4",
+        "--rate",
+        "40",
+        "--room-size",
+        "2",
+        "--idle",
+        "5",
+        "--quiet",
+        "--server-pid",
+        &pid,
+        "--out",
+        chat_json.to_str().unwrap(),
+    ]));
+    let out = loadtest(&args);
+    assert_ok(&out);
+    let chat = Report::read(&chat_json).expect("chat report");
+    assert_eq!(chat.scenario, "chat");
+    assert_eq!(chat.counters["logins"], 4);
+    assert_eq!(chat.counters["idle_connections"], 5);
+    assert!(chat.totals.ops > 0, "messages delivered: {chat:?}");
+    assert!(chat.totals.ops <= chat.counters["deliveries_expected"]);
+    assert!(chat.latencies.contains_key("chat") && chat.latencies.contains_key("groupchat"));
+    assert_eq!(chat.totals.errors, 0, "{:?}", chat.errors);
+
+    // Two agents' reports merge: counts add up.
+    let merged_json = dir.path().join("merged.json");
+    let out = loadtest(&strings(&[
+        "merge",
+        api_json.to_str().unwrap(),
+        api_json.to_str().unwrap(),
+        "--out",
+        merged_json.to_str().unwrap(),
+    ]));
+    assert_ok(&out);
+    let merged = Report::read(&merged_json).unwrap();
+    assert_eq!(merged.totals.ops, 2 * api.totals.ops);
+    assert_eq!(merged.latencies["all"].count, 2 * api.totals.ops);
+    let out = loadtest(&strings(&[
+        "compare",
+        api_json.to_str().unwrap(),
+        merged_json.to_str().unwrap(),
+    ]));
+    assert_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("b/a"));
+}
+
+#[test]
+fn bad_targets_fail_clearly() {
+    let out = loadtest(&strings(&[
+        "api",
+        "--target",
+        "http://10.1.2.3:8080",
+        "--app-id",
+        "1",
+        "--auth-key",
+        "k",
+        "--auth-secret",
+        "s",
+        "--quiet",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a loopback address"));
+
+    // Nothing listens on this port (bound, then released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = loadtest(&strings(&[
+        "api",
+        "--target",
+        &format!("http://127.0.0.1:{port}"),
+        "--app-id",
+        "1",
+        "--auth-key",
+        "k",
+        "--auth-secret",
+        "s",
+        "--quiet",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open an app session"));
+
+    let users = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(users.path(), "a@localhost pw\nb@localhost pw\n").unwrap();
+    let out = loadtest(&strings(&[
+        "chat",
+        "--target",
+        &format!("127.0.0.1:{port}"),
+        "--users",
+        users.path().to_str().unwrap(),
+        "--clients",
+        "2",
+        "--duration",
+        "2s",
+        "--quiet",
+    ]));
+    // The run ends by its time bound with every login counted as failed.
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("connect refused"));
+}
