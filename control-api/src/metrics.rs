@@ -40,6 +40,14 @@ pub struct DataLabels {
     pub result: &'static str,
 }
 
+/// One push delivery: `provider` (apns, fcm) and `result` (delivered, unregistered,
+/// retries_exhausted, failed).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PushLabels {
+    pub provider: &'static str,
+    pub result: &'static str,
+}
+
 #[derive(Clone)]
 pub struct ControlMetrics {
     pub http_requests: Family<HttpRequestLabels, Counter>,
@@ -58,6 +66,12 @@ pub struct ControlMetrics {
     pub data_requests: Family<DataLabels, Counter>,
     /// Custom-object records across all applications, refreshed at scrape time.
     pub data_records: Gauge,
+    pub push_sent: Family<PushLabels, Counter>,
+    /// Retried provider requests (5xx, 429).
+    pub push_retries: Counter,
+    pub push_events: Counter,
+    /// Subscribed devices across all applications, refreshed at scrape time.
+    pub push_subscriptions: Gauge,
 }
 
 impl ControlMetrics {
@@ -80,6 +94,10 @@ impl ControlMetrics {
             content_stored_bytes: Gauge::default(),
             data_requests: Family::default(),
             data_records: Gauge::default(),
+            push_sent: Family::default(),
+            push_retries: Counter::default(),
+            push_events: Counter::default(),
+            push_subscriptions: Gauge::default(),
         };
         let registry = registry.sub_registry_with_prefix("switchboard");
         registry.register(
@@ -145,6 +163,26 @@ impl ControlMetrics {
             "data_records",
             "Custom-object records across all applications",
             metrics.data_records.clone(),
+        );
+        registry.register(
+            "push_sent",
+            "Push deliveries to devices, by provider and result",
+            metrics.push_sent.clone(),
+        );
+        registry.register(
+            "push_retries",
+            "Provider requests retried after a 5xx or 429",
+            metrics.push_retries.clone(),
+        );
+        registry.register(
+            "push_events",
+            "Push events created",
+            metrics.push_events.clone(),
+        );
+        registry.register(
+            "push_subscriptions",
+            "Devices subscribed to pushes across all applications",
+            metrics.push_subscriptions.clone(),
         );
         metrics
     }

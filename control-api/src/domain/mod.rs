@@ -14,6 +14,7 @@ pub mod ice;
 pub mod ids;
 pub mod model;
 pub mod password;
+pub mod push;
 pub mod sessions;
 pub mod signature;
 pub mod store;
@@ -30,6 +31,7 @@ use calls::CallStore;
 use chat::{ChatNotifier, ChatStore};
 use content::{BlobStorage, ContentStore};
 use data::DataStore;
+use push::{PushSender, PushStore};
 
 use crate::config::ControlConfig;
 
@@ -45,6 +47,10 @@ pub struct ControlPlane {
     blobs: Arc<dyn BlobStorage>,
     /// Custom-object classes and records: the same database again.
     data: Arc<dyn DataStore>,
+    /// Push subscriptions and events: the same database again.
+    push: Arc<dyn PushStore>,
+    /// The provider clients (FCM, APNs); see [`ControlPlane::with_push_sender`].
+    push_sender: Arc<dyn PushSender>,
     /// Finished calls' summaries: the same database again.
     calls: Arc<dyn CallStore>,
     clock: Arc<dyn Clock>,
@@ -54,7 +60,7 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    pub fn new<S: Store + ChatStore + CallStore + ContentStore + DataStore>(
+    pub fn new<S: Store + ChatStore + CallStore + ContentStore + DataStore + PushStore>(
         store: Arc<S>,
         clock: Arc<dyn Clock>,
         config: ControlConfig,
@@ -64,6 +70,8 @@ impl ControlPlane {
             chat: store.clone(),
             content: store.clone(),
             data: store.clone(),
+            push: store.clone(),
+            push_sender: Arc::new(push::NoPushSender),
             blobs: Arc::new(content::storage::NoBlobStorage),
             calls: store,
             clock,

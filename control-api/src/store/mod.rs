@@ -8,6 +8,7 @@ mod calls;
 mod chat;
 mod content;
 mod data;
+mod push;
 mod query;
 mod rows;
 mod sql;

@@ -9,5 +9,6 @@ pub mod data;
 pub mod dialogs;
 pub mod messages;
 pub mod ops;
+pub mod push;
 pub mod session;
 pub mod users;

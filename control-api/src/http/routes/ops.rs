@@ -44,6 +44,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
     if let Ok(records) = state.control.count_records().await {
         state.metrics.data_records.set(records);
     }
+    if let Ok(devices) = state.control.count_subscriptions().await {
+        state.metrics.push_subscriptions.set(devices);
+    }
     let mut body = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &state.registry) {
         tracing::error!(error = %e, "encoding metrics failed");
