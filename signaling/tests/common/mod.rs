@@ -1,5 +1,6 @@
-//! The XMPP test harness: a server over a fresh SQLite store on a loopback port, and a
-//! minimal TCP client that reads the server's stanzas as elements.
+//! The XMPP test harness shared by `xmpp.rs` and `calls.rs`: a server over a fresh SQLite
+//! store on a loopback port, and a minimal TCP client that reads the server's stanzas as
+//! elements.
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
