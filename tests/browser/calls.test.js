@@ -140,6 +140,18 @@ test('QuickBlox WebRTC calls between two Chromium pages', { skip: !haveBrowser &
         const errors = await who.page.evaluate(() => window.state.errors);
         assert.deepStrictEqual(errors, [], `${who.login} errors`);
       }
+      // The finished call is in both users' history (newest first).
+      const sessionId = await alice.page.evaluate(() => window.state.session.ID);
+      for (const who of [alice, bob]) {
+        const history = await who.page.evaluate(() => window.callHistory());
+        assert.strictEqual(history.status, 200, JSON.stringify(history));
+        const last = history.body.items[0];
+        assert.strictEqual(last.session_id, sessionId, JSON.stringify(history.body));
+        assert.strictEqual(last.caller_id, alice.id);
+        assert.deepStrictEqual(last.opponents_ids, [bob.id]);
+        assert.strictEqual(last.state, 'ended');
+        assert.strictEqual(last.call_type, 1);
+      }
     } finally {
       await close();
     }
