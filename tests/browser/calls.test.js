@@ -5,6 +5,8 @@
 // WebSocket (/ws). Alice calls Bob with QB.webrtc (fake camera and microphone), Bob accepts, both
 // decode remote video (getStats framesDecoded > 0), Alice hangs up and both see the hang-up. The call
 // runs twice: ICE as the browser pleases, then iceTransportPolicy 'relay' through our TURN relay.
+// Then a mesh of three pages (Alice rings Bob and Carol): everyone decodes both others, the call
+// outlives Alice's hang-up, and the history shows it ended with both opponents.
 //
 // Chromium trusts only our self-signed certificate (--ignore-certificate-errors-spki-list with its
 // SPKI hash), never any certificate. Debian's chromium at /usr/bin/chromium (or CHROMIUM_BIN), driven
@@ -115,7 +117,7 @@ test('QuickBlox WebRTC calls between two Chromium pages', { skip: !haveBrowser &
     try {
       const alice = await user(browser, 'alice', policy);
       const bob = await user(browser, 'bob', policy);
-      await alice.page.evaluate((id) => window.call(id), bob.id);
+      await alice.page.evaluate((id) => window.call([id]), bob.id);
       await waitFor(bob.page, 'bob', () => window.state.events.includes('accepted'), null, 'the incoming call');
       await waitFor(alice.page, 'alice', (id) => window.state.events.includes('accept:' + id), bob.id, 'the accept');
       for (const [me, other] of [[alice, bob], [bob, alice]]) {
@@ -160,12 +162,55 @@ test('QuickBlox WebRTC calls between two Chromium pages', { skip: !haveBrowser &
   await t.test('direct ICE', (st) => runCall(st, undefined));
   await t.test("iceTransportPolicy 'relay' through our TURN", (st) => runCall(st, 'relay'));
 
-  await t.test('the server counted both calls', async () => {
+  // A mesh: Alice rings Bob and Carol, both accept, and the SDK links Bob and Carol too (under
+  // Alice's session id). Everyone decodes both others; the call outlives Alice and ends when Bob
+  // leaves Carol alone.
+  async function runMesh(st) {
+    const { browser, close } = await launch();
+    try {
+      const people = [];
+      for (const login of ['alice', 'bob', 'carol']) people.push(await user(browser, login, undefined));
+      const [alice, bob, carol] = people;
+      await alice.page.evaluate((ids) => window.call(ids), [bob.id, carol.id]);
+      for (const who of [bob, carol]) {
+        await waitFor(who.page, who.login, () => window.state.events.includes('accepted'), null, 'the incoming call');
+      }
+      for (const me of people) {
+        const others = people.filter((p) => p !== me).map((p) => String(p.id));
+        await waitFor(me.page, me.login, async (ids) => {
+          const stats = await window.mediaStats();
+          return ids.every((id) => (stats.byPeer[id] || 0) > 0);
+        }, others, `video decoded from ${others.join(' and ')}`);
+        const stats = await me.page.evaluate(() => window.mediaStats());
+        st.diagnostic(`${me.login}: frames by peer ${JSON.stringify(stats.byPeer)}`);
+      }
+      await alice.page.evaluate(() => window.hangUp());
+      for (const who of [bob, carol]) {
+        await waitFor(who.page, who.login, (id) => window.state.events.includes('stop:' + id), alice.id, "Alice's hang-up");
+      }
+      await bob.page.evaluate(() => window.hangUp());
+      await waitFor(carol.page, 'carol', (id) => window.state.events.includes('stop:' + id), bob.id, "Bob's hang-up");
+      await waitFor(carol.page, 'carol', () => window.state.events.includes('closed'), null, 'the session close');
+      const history = await carol.page.evaluate(() => window.callHistory());
+      const last = history.body.items[0];
+      assert.strictEqual(last.caller_id, alice.id, JSON.stringify(history.body));
+      assert.deepStrictEqual([...last.opponents_ids].sort((a, b) => a - b), [bob.id, carol.id].sort((a, b) => a - b));
+      assert.strictEqual(last.state, 'ended');
+      for (const who of people) {
+        assert.deepStrictEqual(await who.page.evaluate(() => window.state.errors), [], `${who.login} errors`);
+      }
+    } finally {
+      await close();
+    }
+  }
+  await t.test('a mesh of three (caller + 2 opponents)', (st) => runMesh(st));
+
+  await t.test('the server counted every call', async () => {
     const metrics = await (await fetch(`${srv.httpUrl}/metrics`)).text();
     const value = (name) => Number((metrics.match(new RegExp(`^${name} (\\d+)`, 'm')) || [])[1]);
-    assert.strictEqual(value('switchboard_calls_started_total'), 2, metrics);
-    assert.strictEqual(value('switchboard_calls_answered_total'), 2);
-    assert.strictEqual(value('switchboard_calls_ended_total'), 2);
+    assert.strictEqual(value('switchboard_calls_started_total'), 3, metrics);
+    assert.strictEqual(value('switchboard_calls_answered_total'), 3);
+    assert.strictEqual(value('switchboard_calls_ended_total'), 3);
     assert.strictEqual(value('switchboard_calls_active'), 0);
   });
 });
