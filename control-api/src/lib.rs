@@ -9,6 +9,7 @@
 //! - [`store`]: the [`Store`] trait and its SQL implementation (SQLite by default,
 //!   PostgreSQL for scale-out; one schema, migrations for both).
 //! - [`storage`]: where blob bytes live (local files, or an S3-compatible object store).
+//! - [`push`]: push provider clients (FCM HTTP v1).
 //!
 //! Out of scope here: listeners, TLS and process lifecycle, which belong to the binary.
 
@@ -16,6 +17,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod push;
 pub mod storage;
 pub mod store;
 
