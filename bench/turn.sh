@@ -44,9 +44,10 @@ run() {
   out=$(taskset -c 1 turnutils_uclient -c -e 127.0.0.1 -r "$PEER_PORT" -u bench -W "$SECRET" \
     -m "$CLIENTS" -n "$MSGS" -l "$SIZE" -z 0 -p "$port" 127.0.0.1 2>&1 || true)
   after=$(cpu_s "$pid")
-  sent=$(grep -o 'tot_send_msgs=[0-9]*' <<<"$out" | tail -1 | cut -d= -f2)
-  recv=$(grep -o 'tot_recv_msgs=[0-9]*' <<<"$out" | tail -1 | cut -d= -f2)
-  lost=$(grep -o 'Total lost packets [0-9]*' <<<"$out" | tail -1 | grep -o '[0-9]*$')
+  sent=$(grep -o 'tot_send_msgs=[0-9]*' <<<"$out" | tail -1 | cut -d= -f2 || true)
+  recv=$(grep -o 'tot_recv_msgs=[0-9]*' <<<"$out" | tail -1 | cut -d= -f2 || true)
+  lost=$(grep -o 'Total lost packets [0-9]*' <<<"$out" | tail -1 | grep -o '[0-9]*$' || true)
+  [[ -n "$sent" ]] || echo "$name: uclient failed: $(tail -3 <<<"$out")" >&2
   awk -v n="$name" -v s="${sent:-0}" -v r="${recv:-0}" -v l="${lost:-?}" -v c0="$before" -v c1="$after" 'BEGIN {
     cpu = c1 - c0; relayed = s + r;
     printf "%-12s sent %d, received %d, lost %s, relayed %d, server CPU %.2f s, %.0f relayed packets per CPU s, %.2f us CPU per packet\n",
@@ -56,7 +57,7 @@ run() {
 mkdir -p "$WORK/sb"
 taskset -c 0 env RUST_LOG=warn "$SB_BIN" serve --data-dir "$WORK/sb" --roles turn \
   --turn-addr "127.0.0.1:$SB_PORT" --turn-secret "$SECRET" --turn-allow-peers 127.0.0.1/32 \
-  --turn-max-bandwidth 0 --turn-workers 1 >"$WORK/sb/banner.txt" 2>"$WORK/sb/stderr.log" &
+  --turn-max-bandwidth 0 --turn-workers 1 --turn-user-quota 1000 >"$WORK/sb/banner.txt" 2>"$WORK/sb/stderr.log" &
 SB_PID=$!
 PIDS+=("$SB_PID")
 for _ in $(seq 300); do grep -q '^Switchboard ready' "$WORK/sb/banner.txt" && break; sleep 0.1; done
