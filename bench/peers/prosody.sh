@@ -60,6 +60,8 @@ stop)
     pid=$(cat "$dir/prosody.pid")
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    # Closing many client streams can outlast the wait: make sure it is gone.
+    kill -9 "$pid" 2>/dev/null || true
   fi
   ;;
 *)
