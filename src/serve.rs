@@ -108,6 +108,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let purger = tokio::spawn(purge_sessions(control.clone()));
 
+    let shutdown_requested = shutdown_signal()?;
     print_banner(&Banner {
         running: &running,
         certificate: &certificate,
@@ -120,7 +121,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let names: Vec<_> = running.iter().map(|r| r.role).collect();
     tracing::info!(roles = ?names, "switchboard ready");
 
-    shutdown_signal().await;
+    shutdown_requested.await;
     tracing::info!(grace = ?settings.shutdown_grace, "shutting down: finishing in-flight work");
     let _ = stop.send(true);
     purger.abort();
@@ -154,30 +155,27 @@ async fn purge_sessions(control: ControlPlane) {
     }
 }
 
-async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Registers SIGINT and SIGTERM handlers now and returns the future that waits for either.
+/// Registering before the banner matters: a supervisor (or test) that signals right after
+/// "Switchboard ready" must get a graceful shutdown, not the default kill.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
             }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 

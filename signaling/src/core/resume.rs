@@ -38,6 +38,10 @@ impl StreamManagement {
             return;
         }
         self.outbound = self.outbound.wrapping_add(1);
+        if is_headline(out) {
+            // Counted (the client acks it like any stanza) but never sent again.
+            return;
+        }
         self.unacked.push_back((self.outbound, out.clone()));
         while self.unacked.len() > cap {
             self.unacked.pop_front();
@@ -59,6 +63,14 @@ impl StreamManagement {
 /// Stanzas are what we serialise from `<message/>`, `<presence/>` and `<iq/>` elements.
 fn is_stanza(out: &str) -> bool {
     out.starts_with("<message") || out.starts_with("<presence") || out.starts_with("<iq")
+}
+
+/// Headlines (call signaling, system notifications) are live only: never replayed on
+/// resumption, where a stale `call` would ring again.
+fn is_headline(out: &str) -> bool {
+    let open_tag = out.split('>').next().unwrap_or_default();
+    out.starts_with("<message")
+        && (open_tag.contains("type='headline'") || open_tag.contains("type=\"headline\""))
 }
 
 /// A resumable session whose connection is gone.
@@ -231,6 +243,22 @@ mod tests {
         assert_eq!(&*sm.unacked[0].1, "<iq id='x'/>");
         sm.on_ack(3);
         assert!(sm.unacked.is_empty());
+    }
+
+    #[test]
+    fn headlines_are_counted_but_never_replayed() {
+        let mut sm = StreamManagement::default();
+        sm.on_sent(
+            &Outbound::from("<message type='headline' id='c'><extraParams/></message>"),
+            10,
+        );
+        sm.on_sent(
+            &Outbound::from("<message type='chat' id='m'><body>b</body></message>"),
+            10,
+        );
+        assert_eq!(sm.outbound, 2);
+        assert_eq!(sm.unacked.len(), 1);
+        assert_eq!(sm.unacked[0].0, 2);
     }
 
     #[test]
