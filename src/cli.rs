@@ -151,6 +151,10 @@ pub struct ServeArgs {
     /// Refuse XMPP authentication over TCP before STARTTLS.
     #[arg(long, env = "SWITCHBOARD_XMPP_REQUIRE_TLS")]
     pub xmpp_require_tls: bool,
+    /// Stanzas per second one XMPP connection may send, sustained; a flood beyond the burst
+    /// ends its stream with policy-violation; 0 = no limit [default: 50].
+    #[arg(long, env = "SWITCHBOARD_XMPP_STANZA_RATE", value_name = "N")]
+    pub xmpp_stanza_rate: Option<u32>,
     /// XMPP domain, announced as the chat endpoint [default: localhost].
     #[arg(long, env = "SWITCHBOARD_XMPP_DOMAIN", value_name = "DOMAIN")]
     pub xmpp_domain: Option<String>,

@@ -29,6 +29,7 @@ pub struct FileConfig {
     pub xmpp_domain: Option<String>,
     pub xmpp_addr: Option<SocketAddr>,
     pub xmpp_require_tls: Option<bool>,
+    pub xmpp_stanza_rate: Option<u32>,
     pub call_max_opponents: Option<usize>,
     pub sfu_addr: Option<SocketAddr>,
     pub sfu_public_ip: Option<IpAddr>,
@@ -131,6 +132,8 @@ pub struct Settings {
     pub xmpp_addr: SocketAddr,
     /// Refuse XMPP authentication over TCP until the client has done STARTTLS.
     pub xmpp_require_tls: bool,
+    /// Sustained stanzas per second per XMPP connection (burst: four seconds' worth).
+    pub xmpp_stanza_rate: u32,
     /// Opponents one caller may ring in a mesh call (QuickBlox: 3).
     pub call_max_opponents: usize,
     pub sfu: SfuSettings,
@@ -189,6 +192,10 @@ impl Settings {
                 .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5222)),
             sfu: SfuSettings::resolve(args, &file),
             xmpp_require_tls: args.xmpp_require_tls || file.xmpp_require_tls.unwrap_or(false),
+            xmpp_stanza_rate: args
+                .xmpp_stanza_rate
+                .or(file.xmpp_stanza_rate)
+                .unwrap_or(50),
             call_max_opponents: args
                 .call_max_opponents
                 .or(file.call_max_opponents)

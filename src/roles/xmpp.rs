@@ -28,6 +28,15 @@ pub async fn start(
     let config = XmppConfig {
         tls: Some(tls.get_inner()),
         require_tls: settings.xmpp_require_tls,
+        // 0 switches the limit off (load tests); the bucket then never runs dry.
+        stanza_rate: match settings.xmpp_stanza_rate {
+            0 => u32::MAX,
+            rate => rate,
+        },
+        stanza_burst: match settings.xmpp_stanza_rate {
+            0 => u32::MAX,
+            rate => rate.saturating_mul(4),
+        },
         calls: signaling::core::calls::table::CallLimits {
             max_opponents: settings.call_max_opponents,
             ..Default::default()
