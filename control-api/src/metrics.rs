@@ -48,6 +48,26 @@ pub struct PushLabels {
     pub result: &'static str,
 }
 
+/// What made a push go out: `event` (created over REST), `scheduled` (a fixed_date or
+/// period_date event falling due), `chat` (a message to an offline user), `call` (an
+/// incoming call for an offline user).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PushSourceLabels {
+    pub source: &'static str,
+}
+
+/// Push counters. The control plane counts into them wherever a push starts (REST, the
+/// scheduler, chat, calls); the REST face registers them.
+#[derive(Clone, Debug, Default)]
+pub struct PushCounters {
+    pub sent: Family<PushLabels, Counter>,
+    /// Retried provider requests (5xx, 429).
+    pub retries: Counter,
+    pub events: Counter,
+    /// Deliveries started (one per event occurrence, chat message or call), by source.
+    pub triggers: Family<PushSourceLabels, Counter>,
+}
+
 #[derive(Clone)]
 pub struct ControlMetrics {
     pub http_requests: Family<HttpRequestLabels, Counter>,
@@ -66,17 +86,14 @@ pub struct ControlMetrics {
     pub data_requests: Family<DataLabels, Counter>,
     /// Custom-object records across all applications, refreshed at scrape time.
     pub data_records: Gauge,
-    pub push_sent: Family<PushLabels, Counter>,
-    /// Retried provider requests (5xx, 429).
-    pub push_retries: Counter,
-    pub push_events: Counter,
+    pub push: PushCounters,
     /// Subscribed devices across all applications, refreshed at scrape time.
     pub push_subscriptions: Gauge,
 }
 
 impl ControlMetrics {
-    /// Registers under `switchboard_` in `registry`.
-    pub fn register(registry: &mut Registry) -> Self {
+    /// Registers under `switchboard_` in `registry`, with the control plane's push counters.
+    pub fn register(registry: &mut Registry, push: PushCounters) -> Self {
         // 0.5 ms .. ~4 s: from a cached token lookup to a slow argon2 login under load.
         let durations = Family::<HttpRouteLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 14))
@@ -94,9 +111,7 @@ impl ControlMetrics {
             content_stored_bytes: Gauge::default(),
             data_requests: Family::default(),
             data_records: Gauge::default(),
-            push_sent: Family::default(),
-            push_retries: Counter::default(),
-            push_events: Counter::default(),
+            push,
             push_subscriptions: Gauge::default(),
         };
         let registry = registry.sub_registry_with_prefix("switchboard");
@@ -167,17 +182,22 @@ impl ControlMetrics {
         registry.register(
             "push_sent",
             "Push deliveries to devices, by provider and result",
-            metrics.push_sent.clone(),
+            metrics.push.sent.clone(),
         );
         registry.register(
             "push_retries",
             "Provider requests retried after a 5xx or 429",
-            metrics.push_retries.clone(),
+            metrics.push.retries.clone(),
         );
         registry.register(
             "push_events",
             "Push events created",
-            metrics.push_events.clone(),
+            metrics.push.events.clone(),
+        );
+        registry.register(
+            "push_triggers",
+            "Push deliveries started, by source (event, scheduled, chat, call)",
+            metrics.push.triggers.clone(),
         );
         registry.register(
             "push_subscriptions",

@@ -431,7 +431,7 @@ async fn events_are_listed_shown_and_deleted_by_their_owner_and_validated() {
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    for field in ["environment", "event_type", "push_type", "message", "user"] {
+    for field in ["environment", "date", "push_type", "message", "user"] {
         assert!(body["errors"][field].is_array(), "{field}: {body}");
     }
     let (status, _) = p
@@ -449,7 +449,7 @@ async fn without_a_provider_pushes_fail_and_are_counted() {
     let control: ControlPlane = api.control.clone();
     let app_token = api.app_token().await;
     let bob = api.sign_up(&app_token, "bob", "").await;
-    let (event, report) = control
+    let event = control
         .create_event(
             api.app.id,
             control_api::domain::model::UserId(bob["id"].as_i64().unwrap()),
@@ -472,5 +472,339 @@ async fn without_a_provider_pushes_fail_and_are_counted() {
         (0, 0),
         "no devices, nothing to do"
     );
+}
+
+impl PushApi {
+    fn now(&self) -> i64 {
+        self.api.clock_now().unix_timestamp()
+    }
+
+    async fn show(&self, token: &str, id: i64) -> Value {
+        let r = self
+            .api
+            .form(Method::GET, &format!("/events/{id}.json"), Some(token), "")
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        r.body["event"].clone()
+    }
+
+    fn step(&self, secs: u64) {
+        self.api.clock.advance(Duration::from_secs(secs));
+    }
+
+    fn messages(&self) -> Vec<PushMessage> {
+        self.sender.sent.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn a_fixed_date_event_is_delivered_once_when_due() {
+    let p = push_api().await;
+    p.subscribe(&p.bob, "gcm", "b1", "bob-android", "development")
+        .await;
+    let (status, body) = p
+        .event(
+            &p.alice,
+            json!({"event_type": "fixed_date", "date": p.now() + 60, "name": "reminder",
+                   "environment": "development", "user": {"ids": [p.ids[1]]}, "message": b64("later")}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["event"]["id"].as_i64().unwrap();
+    assert_eq!(body["event"]["active"], true);
+    assert_eq!(body["event"]["name"], "reminder");
+    assert!(p.messages().is_empty(), "nothing before the date");
+
+    assert_eq!(p.api.control.deliver_due_events().await.unwrap(), 0);
+    p.step(59);
+    assert_eq!(p.api.control.deliver_due_events().await.unwrap(), 0);
+    p.step(1);
+    assert_eq!(p.api.control.deliver_due_events().await.unwrap(), 1);
+    assert_eq!(p.tokens(), ["bob-android"]);
+    assert_eq!(p.messages()[0].alert, "later");
+    p.step(3600);
+    assert_eq!(p.api.control.deliver_due_events().await.unwrap(), 0);
+    assert_eq!(p.messages().len(), 1, "delivered once");
+
+    let event = p.show(&p.alice, id).await;
+    assert_eq!(event["active"], false);
+    assert_eq!(event["occured_count"], 1);
+    assert_eq!(
+        (event["sent"].as_i64(), event["failed"].as_i64()),
+        (Some(1), Some(0))
+    );
+
+    // A deleted scheduled event is never delivered.
+    let (_, body) = p
+        .event(
+            &p.alice,
+            json!({"event_type": "fixed_date", "date": p.now() + 10,
+                   "environment": "development", "user": {"ids": [p.ids[1]]}, "message": b64("never")}),
+        )
+        .await;
+    let id = body["event"]["id"].as_i64().unwrap();
+    let r = p
+        .api
+        .form(
+            Method::DELETE,
+            &format!("/events/{id}.json"),
+            Some(&p.alice),
+            "",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    p.step(10);
+    assert_eq!(p.api.control.deliver_due_events().await.unwrap(), 0);
+    assert_eq!(p.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn a_period_date_event_repeats_until_its_end_and_skips_what_an_outage_missed() {
+    const DAY: u64 = 86_400;
+    let p = push_api().await;
+    p.subscribe(&p.bob, "gcm", "b1", "bob-android", "production")
+        .await;
+    let start = p.now() + 10;
+    let (status, body) = p
+        .event(
+            &p.alice,
+            json!({"event_type": "period_date", "date": start, "period": DAY,
+                   "end_date": start + 2 * DAY as i64 + 5,
+                   "environment": "production", "user": {"ids": [p.ids[1]]}, "message": b64("daily")}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["event"]["id"].as_i64().unwrap();
+    p.step(10);
+    for _ in 0..3 {
+        assert_eq!(p.api.control.deliver_due_events().await.unwrap(), 1);
+        p.step(DAY);
+    }
+    assert_eq!(
+        p.api.control.deliver_due_events().await.unwrap(),
+        0,
+        "ended"
+    );
+    assert_eq!(p.messages().len(), 3);
+    // Days passed: the morning's session expired long ago.
+    let alice = p.api.user_token("alice", "alice-password").await;
+    let event = p.show(&alice, id).await;
+    assert_eq!(
+        (event["active"].clone(), event["occured_count"].clone()),
+        (json!(false), json!(3))
+    );
+
+    // Down for five weeks: one delivery on return, the next one a week later.
+    let (_, body) = p
+        .event(
+            &alice,
+            json!({"event_type": "period_date", "date": p.now() + 1, "period": 7 * DAY,
+                   "environment": "production", "user": {"ids": [p.ids[1]]}, "message": b64("weekly")}),
+        )
+        .await;
+    let id = body["event"]["id"].as_i64().unwrap();
+    p.step(35 * DAY + 1);
+    assert_eq!(p.api.control.deliver_due_events().await.unwrap(), 1);
+    assert_eq!(p.api.control.deliver_due_events().await.unwrap(), 0);
+    let alice = p.api.user_token("alice", "alice-password").await;
+    let event = p.show(&alice, id).await;
+    assert_eq!(event["active"], true);
+    // The occurrence due right now was the one delivered; the next is a period later.
+    assert_eq!(event["date"].as_i64().unwrap(), p.now() + 7 * DAY as i64);
+}
+
+#[tokio::test]
+async fn concurrent_schedulers_deliver_each_occurrence_once() {
+    let p = push_api().await;
+    p.subscribe(&p.bob, "gcm", "b1", "bob-android", "development")
+        .await;
+    for n in 0..5 {
+        p.event(
+            &p.alice,
+            json!({"event_type": "fixed_date", "date": p.now() + 5,
+                   "environment": "development", "user": {"ids": [p.ids[1]]}, "message": b64(&n.to_string())}),
+        )
+        .await;
+    }
+    p.step(5);
+    // Two nodes' schedulers over one database.
+    let other_node = p.api.control.clone();
+    let (one, two) = tokio::join!(
+        p.api.control.deliver_due_events(),
+        other_node.deliver_due_events()
+    );
+    assert_eq!(one.unwrap() + two.unwrap(), 5);
+    assert_eq!(p.messages().len(), 5);
+}
+
+#[tokio::test]
+async fn scheduled_events_are_validated() {
+    let p = push_api().await;
+    let base = || json!({"environment": "development", "user": {"ids": [1]}, "message": b64("x")});
+    let with = |extra: Value| {
+        let mut event = base();
+        for (k, v) in extra.as_object().unwrap() {
+            event[k] = v.clone();
+        }
+        event
+    };
+    for (event, field) in [
+        (with(json!({"event_type": "fixed_date"})), "date"),
+        (
+            with(json!({"event_type": "fixed_date", "date": p.now() - 3600})),
+            "date",
+        ),
+        (
+            with(json!({"event_type": "fixed_date", "date": "tomorrow"})),
+            "date",
+        ),
+        (
+            with(json!({"event_type": "period_date", "date": p.now() + 5, "period": 5})),
+            "period",
+        ),
+        (
+            with(
+                json!({"event_type": "period_date", "date": p.now() + 50, "period": 86400,
+                        "end_date": p.now() + 40}),
+            ),
+            "end_date",
+        ),
+        (with(json!({"event_type": "weekly"})), "event_type"),
+    ] {
+        let (status, body) = p.event(&p.alice, event.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{event}: {body}");
+        assert!(body["errors"][field].is_array(), "{field}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn offline_chat_pushes_reach_alert_devices_unless_the_dialog_is_muted() {
+    use control_api::domain::push::OfflineChatPush;
+    let p = push_api().await;
+    p.subscribe(&p.bob, "gcm", "b1", "bob-android", "production")
+        .await;
+    p.subscribe(&p.bob, "apns_voip", "b2", "bob-voip", "production")
+        .await;
+    let r = p
+        .api
+        .form(
+            Method::POST,
+            "/chat/Dialog.json",
+            Some(&p.alice),
+            &format!("type=3&occupants_ids={}", p.ids[1]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let dialog = r.body["_id"].as_str().unwrap().to_string();
+    let push = |text: &str| OfflineChatPush {
+        app: p.api.app.id,
+        dialog_id: dialog.clone(),
+        message_id: "m1".into(),
+        sender: control_api::domain::model::UserId(p.ids[0]),
+        recipients: vec![control_api::domain::model::UserId(p.ids[1])],
+        text: text.into(),
+    };
+    let report = p
+        .api
+        .control
+        .push_offline_message(push("hi bob"))
+        .await
+        .unwrap();
+    assert_eq!(report.delivered(), 1);
+    let sent = p.messages();
+    assert_eq!(p.tokens(), ["bob-android"], "never a VoIP push for chat");
+    assert_eq!(
+        sent[0].alert, "alice Example: hi bob",
+        "the full name first"
+    );
+    assert_eq!(sent[0].data["dialog_id"], dialog.as_str());
+    assert_eq!(sent[0].data["user_id"], p.ids[0].to_string());
+
+    // Notifications are per user and dialog: bob switches them off.
+    let path = format!("/chat/Dialog/{dialog}/notifications.json");
+    let r = p.api.form(Method::GET, &path, Some(&p.bob), "").await;
+    assert_eq!(
+        r.body,
+        json!({"notifications": {"enabled": 1}}),
+        "{}",
+        r.text
+    );
+    let r = p
+        .api
+        .form(Method::PUT, &path, Some(&p.bob), "enabled=0")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = p.api.form(Method::GET, &path, Some(&p.bob), "").await;
+    assert_eq!(r.body["notifications"]["enabled"], 0);
+    let report = p
+        .api
+        .control
+        .push_offline_message(push("muted"))
+        .await
+        .unwrap();
     assert!(report.outcomes.is_empty());
+    assert_eq!(p.messages().len(), 1);
+
+    // Switched on again, JSON this time.
+    let r = p
+        .api
+        .json(Method::PUT, &path, Some(&p.bob), &json!({"enabled": 1}))
+        .await;
+    assert_eq!(r.body["notifications"]["enabled"], 1, "{}", r.text);
+    p.api
+        .control
+        .push_offline_message(push("again"))
+        .await
+        .unwrap();
+    assert_eq!(p.messages().len(), 2);
+
+    // Not an occupant, or a bad value.
+    let r = p.api.form(Method::GET, &path, Some(&p.carol), "").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = p
+        .api
+        .form(Method::PUT, &path, Some(&p.carol), "enabled=0")
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = p
+        .api
+        .form(Method::PUT, &path, Some(&p.bob), "enabled=maybe")
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn incoming_calls_reach_voip_devices_only() {
+    use control_api::domain::calls::{CallType, VoipIntent};
+    use control_api::domain::model::UserId;
+    let p = push_api().await;
+    p.subscribe(&p.bob, "apns", "b1", "bob-alert", "production")
+        .await;
+    p.subscribe(&p.bob, "apns_voip", "b2", "bob-voip", "production")
+        .await;
+    let report = p
+        .api
+        .control
+        .push_incoming_call(VoipIntent {
+            app: p.api.app.id,
+            session_id: "s-1".into(),
+            caller: UserId(p.ids[0]),
+            callee: UserId(p.ids[1]),
+            call_type: CallType::Video,
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.delivered(), 1);
+    let sent = p.messages();
+    assert_eq!(p.tokens(), ["bob-voip"]);
+    assert_eq!(sent[0].channel, Channel::ApnsVoip);
+    assert_eq!(sent[0].data["sessionID"], "s-1");
+    assert_eq!(sent[0].data["ios_voip"], "1");
+    assert_eq!(sent[0].alert, "Incoming call from alice Example");
+
+    let text = p.api.request_raw(Method::GET, "/metrics", &[]).await.text;
+    assert!(
+        text.contains(r#"switchboard_push_triggers_total{source="call"} 1"#),
+        "{text}"
+    );
 }

@@ -76,6 +76,8 @@ pub async fn start(
     extra: Vec<Router>,
     shutdown: Shutdown,
 ) -> anyhow::Result<Running> {
+    // Scheduled push events; several API nodes may run it: deliveries are claimed in the store.
+    let scheduler = tokio::spawn(control.clone().run_push_scheduler(shutdown.clone().wait()));
     let mut app = control_api::http::app(control, registry);
     for routes in extra {
         app = app.merge(routes);
@@ -111,6 +113,7 @@ pub async fn start(
         https_handle.graceful_shutdown(Some(grace));
         http.await?.context("HTTP listener")?;
         https.await?.context("HTTPS listener")?;
+        scheduler.await.context("push scheduler")?;
         Ok(())
     });
     let http = reachable(listeners.http_addr);

@@ -43,7 +43,16 @@ pub async fn start(
         },
         ..XmppConfig::default()
     };
-    let ctx = signaling::context(control, settings.xmpp_domain.clone(), config, registry);
+    let ctx = signaling::context(
+        control.clone(),
+        settings.xmpp_domain.clone(),
+        config,
+        registry,
+    );
+    // Incoming calls for offline users become VoIP pushes through the push module.
+    ctx.calls.set_voip_pusher(std::sync::Arc::new(
+        control_api::domain::calls::PushVoipPusher::new(control),
+    ));
     let listener = tokio::net::TcpListener::bind(settings.xmpp_addr)
         .await
         .with_context(|| format!("binding XMPP listener {}", settings.xmpp_addr))?;

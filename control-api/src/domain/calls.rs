@@ -125,7 +125,7 @@ pub trait VoipPusher: Send + Sync + 'static {
     fn incoming_call(&self, intent: VoipIntent);
 }
 
-/// Until the push module exists: logs the intent and counts it.
+/// Logs the intent and counts it: for tests and embedders without the push module.
 #[derive(Debug, Default)]
 pub struct LoggingVoipPusher {
     intents: std::sync::atomic::AtomicU64,
@@ -148,6 +148,37 @@ impl VoipPusher for LoggingVoipPusher {
             callee = %intent.callee,
             "VoIP push intent (no push module configured)"
         );
+    }
+}
+
+/// The push module's [`VoipPusher`]: a VoIP push (APNs VoIP, FCM) to every such device of
+/// the callee, sent from a task of its own so the XMPP message path never waits on a
+/// provider.
+pub struct PushVoipPusher {
+    control: ControlPlane,
+}
+
+impl PushVoipPusher {
+    pub fn new(control: ControlPlane) -> Self {
+        Self { control }
+    }
+}
+
+impl VoipPusher for PushVoipPusher {
+    fn incoming_call(&self, intent: VoipIntent) {
+        let control = self.control.clone();
+        tokio::spawn(async move {
+            let session = intent.session_id.clone();
+            match control.push_incoming_call(intent).await {
+                Ok(report) => tracing::debug!(
+                    %session,
+                    devices = report.outcomes.len(),
+                    delivered = report.delivered(),
+                    "VoIP push for an incoming call"
+                ),
+                Err(e) => tracing::warn!(%session, error = %e, "VoIP push failed"),
+            }
+        });
     }
 }
 

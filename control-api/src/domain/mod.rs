@@ -34,6 +34,7 @@ use data::DataStore;
 use push::{PushSender, PushStore};
 
 use crate::config::ControlConfig;
+use crate::metrics::PushCounters;
 
 /// The control plane's services, cheap to clone and shared by every request.
 #[derive(Clone)]
@@ -51,6 +52,8 @@ pub struct ControlPlane {
     push: Arc<dyn PushStore>,
     /// The provider clients (FCM, APNs); see [`ControlPlane::with_push_sender`].
     push_sender: Arc<dyn PushSender>,
+    /// Deliveries counted where they start (REST, scheduler, chat, calls).
+    push_counters: PushCounters,
     /// Finished calls' summaries: the same database again.
     calls: Arc<dyn CallStore>,
     clock: Arc<dyn Clock>,
@@ -72,6 +75,7 @@ impl ControlPlane {
             data: store.clone(),
             push: store.clone(),
             push_sender: Arc::new(push::NoPushSender),
+            push_counters: PushCounters::default(),
             blobs: Arc::new(content::storage::NoBlobStorage),
             calls: store,
             clock,
@@ -92,6 +96,10 @@ impl ControlPlane {
 
     pub fn config(&self) -> &ControlConfig {
         &self.config
+    }
+
+    pub fn push_counters(&self) -> &PushCounters {
+        &self.push_counters
     }
 
     pub fn now(&self) -> time::OffsetDateTime {

@@ -27,7 +27,7 @@ use crate::metrics::ControlMetrics;
 /// The complete REST face: registers the control plane's metrics into `registry` (where the
 /// process's other roles registered theirs) and serves it at `/metrics`.
 pub fn app(control: ControlPlane, mut registry: Registry) -> Router {
-    let metrics = ControlMetrics::register(&mut registry);
+    let metrics = ControlMetrics::register(&mut registry, control.push_counters().clone());
     let state = AppState {
         control,
         metrics,

@@ -5,18 +5,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::Row;
+use time::OffsetDateTime;
 
 use super::query::{Bind, Sql};
 use super::rows::{from_millis, millis};
 use super::sql::SqlStore;
 use crate::domain::model::{AppId, UserId};
-use crate::domain::push::{Channel, PushEvent, PushStore, Subscription};
+use crate::domain::push::{Channel, PushEvent, PushStore, Schedule, Subscription};
 use crate::domain::store::StoreResult;
 
 const SUBSCRIPTION_COLUMNS: &str =
     "id, app_id, user_id, channel, platform, udid, token, environment, bundle_id, created_at";
 const EVENT_COLUMNS: &str = "id, app_id, user_id, event_type, environment, push_type, message, \
-     recipients, sent, failed, created_at, updated_at";
+     recipients, sent, failed, created_at, updated_at, name, next_at, period, end_at, occurrences";
 
 fn decode<T>(what: &str, value: Option<T>) -> sqlx::Result<T> {
     value.ok_or_else(|| sqlx::Error::Decode(format!("unknown {what}").into()))
@@ -57,6 +58,13 @@ fn event_row(row: &AnyRow) -> sqlx::Result<PushEvent> {
         failed: row.try_get("failed")?,
         created_at: from_millis(row.try_get("created_at")?),
         updated_at: from_millis(row.try_get("updated_at")?),
+        name: row.try_get("name")?,
+        schedule: Schedule {
+            next_at: row.try_get::<Option<i64>, _>("next_at")?.map(from_millis),
+            period: row.try_get("period")?,
+            end_at: row.try_get::<Option<i64>, _>("end_at")?.map(from_millis),
+            occurrences: row.try_get("occurrences")?,
+        },
     })
 }
 
@@ -191,8 +199,9 @@ impl PushStore for SqlStore {
     async fn insert_event(&self, e: &PushEvent) -> StoreResult<PushEvent> {
         let sql = format!(
             "INSERT INTO push_events (app_id, user_id, event_type, environment, push_type, message, \
-             recipients, sent, failed, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {EVENT_COLUMNS}"
+             recipients, sent, failed, created_at, updated_at, name, next_at, period, end_at, \
+             occurrences) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+             $15, $16) RETURNING {EVENT_COLUMNS}"
         );
         let recipients = serde_json::to_string(&e.recipients).expect("plain data serializes");
         let row = sqlx::query(&sql)
@@ -207,6 +216,11 @@ impl PushStore for SqlStore {
             .bind(e.failed)
             .bind(millis(e.created_at))
             .bind(millis(e.updated_at))
+            .bind(e.name.clone())
+            .bind(e.schedule.next_at.map(millis))
+            .bind(e.schedule.period)
+            .bind(e.schedule.end_at.map(millis))
+            .bind(e.schedule.occurrences)
             .fetch_one(&self.pool)
             .await?;
         Ok(event_row(&row)?)
@@ -272,5 +286,106 @@ impl PushStore for SqlStore {
                 .execute(&self.pool)
                 .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn due_events(&self, now: OffsetDateTime, limit: i64) -> StoreResult<Vec<PushEvent>> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM push_events WHERE next_at IS NOT NULL AND next_at <= $1 \
+             ORDER BY next_at LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(millis(now))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(event_row).collect::<Result<_, _>>()?)
+    }
+
+    async fn claim_delivery(
+        &self,
+        app: AppId,
+        id: i64,
+        due: OffsetDateTime,
+        next: Option<OffsetDateTime>,
+    ) -> StoreResult<bool> {
+        // Compare-and-set on next_at: of several nodes polling the same database, one wins.
+        let done = sqlx::query(
+            "UPDATE push_events SET next_at = $1, occurrences = occurrences + 1 \
+             WHERE app_id = $2 AND id = $3 AND next_at = $4",
+        )
+        .bind(next.map(millis))
+        .bind(app.0)
+        .bind(id)
+        .bind(millis(due))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_dialog_muted(
+        &self,
+        app: AppId,
+        dialog: &str,
+        user: UserId,
+        muted: bool,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE chat_occupants SET muted = $1 WHERE app_id = $2 AND dialog_id = $3 AND user_id = $4",
+        )
+        .bind(i64::from(muted))
+        .bind(app.0)
+        .bind(dialog.to_string())
+        .bind(user.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn dialog_muted(
+        &self,
+        app: AppId,
+        dialog: &str,
+        user: UserId,
+    ) -> StoreResult<Option<bool>> {
+        let row = sqlx::query(
+            "SELECT muted FROM chat_occupants WHERE app_id = $1 AND dialog_id = $2 AND user_id = $3",
+        )
+        .bind(app.0)
+        .bind(dialog.to_string())
+        .bind(user.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row
+            .map(|r| r.try_get::<i64, _>("muted"))
+            .transpose()?
+            .map(|m| m != 0))
+    }
+
+    async fn muted_among(
+        &self,
+        app: AppId,
+        dialog: &str,
+        users: &[UserId],
+    ) -> StoreResult<Vec<UserId>> {
+        let mut muted = Vec::new();
+        for chunk in users.chunks(500) {
+            let mut sql = Sql::default();
+            sql.push("SELECT user_id FROM chat_occupants WHERE muted <> 0 AND app_id = ")
+                .bind(Bind::Int(app.0))
+                .push(" AND dialog_id = ")
+                .bind(Bind::Text(dialog.to_string()))
+                .push(" AND user_id IN (");
+            for (i, user) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.bind(Bind::Int(user.0));
+            }
+            sql.push(")");
+            for row in sql.query().fetch_all(&self.pool).await? {
+                muted.push(UserId(row.try_get("user_id")?));
+            }
+        }
+        Ok(muted)
     }
 }

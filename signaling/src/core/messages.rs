@@ -2,6 +2,7 @@
 //! typing, and headline signals (routed live only, never stored).
 
 use control_api::domain::chat::{Attachment, NewChatMessage};
+use control_api::domain::push::OfflineChatPush;
 use control_api::DomainError;
 use minidom::Element;
 use serde_json::{Map, Value};
@@ -175,7 +176,7 @@ async fn to_user(
                     if message.attr("id").is_none() {
                         message.set_attr(rxml::Namespace::NONE, name("id"), posted.id.clone());
                     }
-                    true
+                    Some((posted.dialog_id, posted.id))
                 }
                 Err(e) => {
                     refuse(session, &message, &e);
@@ -183,9 +184,9 @@ async fn to_user(
                 }
             }
         }
-        _ => false,
+        _ => None,
     };
-    if stored {
+    if stored.is_some() {
         send_carbons(session, &message);
     }
     let xml: Outbound = to_xml(&message).into();
@@ -205,7 +206,18 @@ async fn to_user(
     if delivered > 0 {
         return;
     }
-    if stored {
+    if let Some((dialog_id, message_id)) = stored {
+        push_offline(
+            session,
+            OfflineChatPush {
+                app: me.app,
+                dialog_id,
+                message_id,
+                sender: me.user,
+                recipients: vec![to.user],
+                text: body.unwrap_or_default(),
+            },
+        );
         queue_offline(session, to, message).await;
     } else if kind == "headline"
         && !session
@@ -290,6 +302,20 @@ pub(crate) fn add_delay(ctx: &XmppContext, message: &mut Element) {
             .attr(name("stamp"), stamp)
             .build(),
     );
+}
+
+/// A push to the devices of recipients with no online resource, from a task of its own so
+/// routing never waits on a provider.
+pub(crate) fn push_offline(session: &Session, push: OfflineChatPush) {
+    if push.recipients.is_empty() {
+        return;
+    }
+    let control = session.ctx.control.clone();
+    tokio::spawn(async move {
+        if let Err(e) = control.push_offline_message(push).await {
+            tracing::warn!(error = %e, "offline-message push failed");
+        }
+    });
 }
 
 async fn queue_offline(session: &Session, to: UserAddr, mut message: Element) {

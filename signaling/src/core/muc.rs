@@ -3,9 +3,10 @@
 use control_api::domain::chat::query::{ChatSort, MessageField, MessageQuery};
 use control_api::domain::chat::{DialogType, NewChatMessage};
 use control_api::domain::model::UserId;
+use control_api::domain::push::OfflineChatPush;
 use minidom::Element;
 
-use super::address::RoomAddr;
+use super::address::{RoomAddr, UserAddr};
 use super::framing::{to_xml, NS_CLIENT};
 use super::messages::{extra_params, is_object_id, refuse};
 use super::notifier::chat_stanza;
@@ -287,6 +288,7 @@ pub(crate) async fn on_groupchat(
     }
     let body = message.get_child("body", NS_CLIENT).map(Element::text);
     let is_chat = kind == "groupchat";
+    let mut offline_push = None;
     if let (Some(body), true) = (body, is_chat) {
         let extra = extra_params(&message);
         let new = NewChatMessage {
@@ -296,7 +298,7 @@ pub(crate) async fn on_groupchat(
                 .map(str::to_string),
             dialog_id: Some(room.dialog.clone()),
             recipient_id: None,
-            body,
+            body: body.clone(),
             attachments: extra.attachments,
             custom: extra.custom,
             markable: message.get_child("markable", stanza::NS_MARKERS).is_some(),
@@ -309,11 +311,34 @@ pub(crate) async fn on_groupchat(
             .post_chat_message(me.app, me.user, new)
             .await
         {
-            Ok((posted, _)) => {
+            Ok((posted, dialog)) => {
                 super::messages::stamp_public(&mut message, &posted.dialog_id, posted.date_sent);
                 if message.attr("id").is_none() {
                     message.set_attr(rxml::Namespace::NONE, name("id"), posted.id.clone());
                 }
+                // Occupants with no resource online at all get a push; those online but
+                // outside the room read it from history, as QuickBlox clients do.
+                let router = &session.ctx.router;
+                let recipients = dialog
+                    .occupants
+                    .iter()
+                    .copied()
+                    .filter(|u| *u != me.user)
+                    .filter(|u| {
+                        !router.is_online(UserAddr {
+                            app: me.app,
+                            user: *u,
+                        })
+                    })
+                    .collect();
+                offline_push = Some(OfflineChatPush {
+                    app: me.app,
+                    dialog_id: posted.dialog_id,
+                    message_id: posted.id,
+                    sender: me.user,
+                    recipients,
+                    text: body,
+                });
             }
             Err(e) => return refuse(session, &message, &e),
         }
@@ -346,4 +371,7 @@ pub(crate) async fn on_groupchat(
         .ctx
         .metrics
         .routed(if sent > 0 { "delivered" } else { "offline" });
+    if let Some(push) = offline_push {
+        super::messages::push_offline(session, push);
+    }
 }

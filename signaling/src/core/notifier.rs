@@ -1,8 +1,10 @@
-//! Pushes messages posted over REST (`send_to_chat=1`) to the occupants online over XMPP.
+//! Pushes messages posted over REST (`send_to_chat=1`) to the occupants online over XMPP,
+//! and to the devices of those offline.
 
 use std::sync::Arc;
 
 use control_api::domain::chat::{ChatMessage, ChatNotifier, Dialog, DialogType};
+use control_api::domain::push::OfflineChatPush;
 use minidom::Element;
 
 use super::address::{RoomAddr, UserAddr};
@@ -74,8 +76,45 @@ pub(crate) fn chat_stanza(message: &ChatMessage, kind: &str, from: &str) -> Elem
     builder.build()
 }
 
+impl XmppNotifier {
+    /// Occupants with no resource online get the message as a push.
+    fn push_to_offline(&self, message: &ChatMessage, dialog: &Dialog) {
+        let router = &self.ctx.router;
+        let recipients: Vec<_> = dialog
+            .occupants
+            .iter()
+            .copied()
+            .filter(|u| *u != message.sender_id)
+            .filter(|u| {
+                !router.is_online(UserAddr {
+                    app: dialog.app_id,
+                    user: *u,
+                })
+            })
+            .collect();
+        if recipients.is_empty() {
+            return;
+        }
+        let push = OfflineChatPush {
+            app: dialog.app_id,
+            dialog_id: dialog.id.clone(),
+            message_id: message.id.clone(),
+            sender: message.sender_id,
+            recipients,
+            text: message.body.clone(),
+        };
+        let control = self.ctx.control.clone();
+        tokio::spawn(async move {
+            if let Err(e) = control.push_offline_message(push).await {
+                tracing::warn!(error = %e, "offline-message push failed");
+            }
+        });
+    }
+}
+
 impl ChatNotifier for XmppNotifier {
     fn message_posted(&self, message: &ChatMessage, dialog: &Dialog) {
+        self.push_to_offline(message, dialog);
         let domain = &self.ctx.domain;
         let sender = UserAddr {
             app: dialog.app_id,

@@ -11,6 +11,7 @@ use std::time::Duration;
 use base64::Engine;
 use control_api::domain::ice::IceConfig;
 use control_api::domain::model::{App, UserId, UserProfile};
+use control_api::domain::push::{NoPushSender, PushSender};
 use control_api::domain::sessions::SessionRequest;
 use control_api::domain::signature;
 use control_api::{open_store, ControlConfig, ControlPlane, SystemClock};
@@ -59,6 +60,11 @@ impl Server {
     }
 
     pub async fn start_with(xmpp: XmppConfig) -> Self {
+        Self::start_with_push(xmpp, Arc::new(NoPushSender)).await
+    }
+
+    /// A server whose control plane delivers pushes through `push`.
+    pub async fn start_with_push(xmpp: XmppConfig, push: Arc<dyn PushSender>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(open_store("sqlite", dir.path()).await.unwrap());
         let config = ControlConfig {
@@ -66,7 +72,8 @@ impl Server {
             ice: Some(ice_config()),
             ..ControlConfig::default()
         };
-        let control = ControlPlane::new(store, Arc::new(SystemClock), config);
+        let control =
+            ControlPlane::new(store, Arc::new(SystemClock), config).with_push_sender(push);
         let (app, _) = control.ensure_default_app().await.unwrap();
         let mut registry = Registry::default();
         let ctx = signaling::context(control.clone(), "localhost".into(), xmpp, &mut registry);

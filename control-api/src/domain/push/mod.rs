@@ -8,17 +8,22 @@
 //! provider reports dead removes its subscription. Delivery happens while the event is
 //! created (one-shot events only); the event keeps the counts.
 //!
-//! Out of scope for now: scheduled events (`fixed_date`, `period_date`), and the hook that
-//! turns a chat message to an offline user into a push (see CONTENT_NOTES.md).
+//! Events with `event_type` `fixed_date` (once, at `date`) and `period_date` (every `period`
+//! from `date` until `end_date`) wait in the store for the scheduler
+//! ([`ControlPlane::deliver_due_events`]); [`delivery`] also carries the pushes the XMPP
+//! server asks for: chat messages to offline users and incoming calls.
 
+pub mod delivery;
 pub mod model;
 pub mod sender;
 pub mod store;
 
 use base64::Engine;
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
 
-pub use model::{Channel, PushEvent, PushMessage, PushOutcome, Recipients, Subscription};
+pub use delivery::{OfflineChatPush, SCHEDULER_TICK};
+pub use model::{Channel, PushEvent, PushMessage, PushOutcome, Recipients, Schedule, Subscription};
 pub use sender::{NoPushSender, PushSender};
 pub use store::PushStore;
 
@@ -46,6 +51,13 @@ pub struct NewSubscription {
 pub struct NewEvent {
     pub notification_type: String,
     pub event_type: String,
+    pub name: Option<String>,
+    /// Unix seconds of the (first) delivery: `fixed_date` and `period_date` events.
+    pub date: Option<i64>,
+    /// Seconds between deliveries of a `period_date` event.
+    pub period: Option<i64>,
+    /// Unix seconds after which a `period_date` event stops.
+    pub end_date: Option<i64>,
     pub environment: String,
     pub push_type: Option<String>,
     pub message: String,
@@ -59,6 +71,16 @@ pub struct DeliveryReport {
     /// `failed`.
     pub outcomes: Vec<(&'static str, &'static str)>,
     pub retries: u32,
+}
+
+impl DeliveryReport {
+    /// Devices the providers accepted the push for.
+    pub fn delivered(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|(_, r)| *r == "delivered")
+            .count()
+    }
 }
 
 impl ControlPlane {
@@ -135,22 +157,18 @@ impl ControlPlane {
         app: AppId,
         user: UserId,
         new: NewEvent,
-    ) -> Result<(PushEvent, DeliveryReport), DomainError> {
+    ) -> Result<PushEvent, DomainError> {
         let mut errors = Vec::new();
         if !matches!(new.notification_type.as_str(), "" | "push") {
             errors.push(("notification_type".into(), "only push is supported".into()));
         }
+        let now = self.now();
         let event_type = if new.event_type.is_empty() {
             "one_shot"
         } else {
             new.event_type.as_str()
         };
-        if event_type != "one_shot" {
-            errors.push((
-                "event_type".into(),
-                "only one_shot events are supported".into(),
-            ));
-        }
+        let schedule = checked_schedule(event_type, &new, now, &mut errors);
         let environment = checked_environment(&new.environment)
             .map_err(|e| errors.push(("environment".into(), e)))
             .ok();
@@ -179,7 +197,6 @@ impl ControlPlane {
         if !errors.is_empty() {
             return Err(DomainError::Validation(errors));
         }
-        let now = self.now();
         let mut event = self
             .push
             .insert_event(&PushEvent {
@@ -195,12 +212,17 @@ impl ControlPlane {
                 failed: 0,
                 created_at: now,
                 updated_at: now,
+                name: new.name.filter(|n| !n.trim().is_empty()),
+                schedule,
             })
             .await?;
-        let report = self
-            .deliver(&mut event, payload.unwrap_or_default())
-            .await?;
-        Ok((event, report))
+        self.push_counters.events.inc();
+        if event.event_type == "one_shot" {
+            self.count_trigger("event");
+            self.deliver_event(&mut event, payload.unwrap_or_default())
+                .await?;
+        }
+        Ok(event)
     }
 
     pub async fn push_event(
@@ -235,72 +257,106 @@ impl ControlPlane {
         }
     }
 
+    /// Whether `user` gets offline-message pushes for the dialog (on unless switched off).
+    pub async fn dialog_notifications(
+        &self,
+        app: AppId,
+        user: UserId,
+        dialog: &str,
+    ) -> Result<bool, DomainError> {
+        match self.push.dialog_muted(app, dialog, user).await? {
+            Some(muted) => Ok(!muted),
+            None => Err(DomainError::NotFound),
+        }
+    }
+
+    /// Switches offline-message pushes for the dialog on or off for one occupant.
+    pub async fn set_dialog_notifications(
+        &self,
+        app: AppId,
+        user: UserId,
+        dialog: &str,
+        enabled: bool,
+    ) -> Result<(), DomainError> {
+        match self
+            .push
+            .set_dialog_muted(app, dialog, user, !enabled)
+            .await?
+        {
+            true => Ok(()),
+            false => Err(DomainError::NotFound),
+        }
+    }
+
     pub async fn count_subscriptions(&self) -> Result<i64, DomainError> {
         Ok(self.push.count_subscriptions().await?)
     }
+}
 
-    async fn deliver(
-        &self,
-        event: &mut PushEvent,
-        payload: (String, Map<String, Value>),
-    ) -> Result<DeliveryReport, DomainError> {
-        let app = event.app_id;
-        let r = &event.recipients;
-        let mut users: Vec<UserId> = self.chat.existing_users(app, &r.ids).await?;
-        if !r.tags_any.is_empty() || !r.tags_all.is_empty() {
-            users.extend(
-                self.push
-                    .users_by_tags(app, &r.tags_any, &r.tags_all, &r.tags_exclude)
-                    .await?,
-            );
-        }
-        users.sort();
-        users.dedup();
-        let devices: Vec<Subscription> = self
-            .push
-            .subscriptions_of(app, &users)
-            .await?
-            .into_iter()
-            .filter(|s| s.environment == event.environment)
-            .filter(|s| event.push_type.is_none_or(|p| p == s.channel))
-            .take(MAX_DEVICES_PER_EVENT)
-            .collect();
-        let (alert, data) = payload;
-        let mut report = DeliveryReport::default();
-        for device in devices {
-            let message = PushMessage {
-                channel: device.channel,
-                token: device.token.clone(),
-                environment: device.environment.clone(),
-                bundle_id: device.bundle_id.clone(),
-                alert: alert.clone(),
-                data: data.clone(),
-            };
-            let (outcome, attempts) =
-                sender::send_with_retries(self.push_sender.as_ref(), &message).await;
-            report.retries += attempts - 1;
-            let result = match outcome {
-                PushOutcome::Delivered => "delivered",
-                PushOutcome::Unregistered => {
-                    self.push.delete_subscription_by_id(app, device.id).await?;
-                    "unregistered"
-                }
-                PushOutcome::Retry(_) => "retries_exhausted",
-                PushOutcome::Failed(why) => {
-                    tracing::debug!(provider = device.channel.provider(), %why, "push refused");
-                    "failed"
-                }
-            };
-            if result == "delivered" {
-                event.sent += 1;
-            } else {
-                event.failed += 1;
+/// Periods QuickBlox offers for `period_date` events: day, week, month, year.
+pub const PERIODS: [i64; 4] = [86_400, 604_800, 2_592_000, 31_557_600];
+
+/// The schedule of a new event, or the reasons it has none.
+fn checked_schedule(
+    event_type: &str,
+    new: &NewEvent,
+    now: OffsetDateTime,
+    errors: &mut Vec<(String, String)>,
+) -> Schedule {
+    let at = |field: &str, secs: Option<i64>, errors: &mut Vec<(String, String)>| {
+        let secs = secs?;
+        match OffsetDateTime::from_unix_timestamp(secs) {
+            Ok(t) => Some(t),
+            Err(_) => {
+                errors.push((field.into(), "is not a unix timestamp".into()));
+                None
             }
-            report.outcomes.push((device.channel.provider(), result));
         }
-        event.updated_at = self.now();
-        self.push.update_event_counts(event).await?;
-        Ok(report)
+    };
+    let date = at("date", new.date, errors);
+    let end = at("end_date", new.end_date, errors);
+    match event_type {
+        "one_shot" => Schedule {
+            occurrences: 1,
+            ..Schedule::default()
+        },
+        "fixed_date" | "period_date" => {
+            let periodic = event_type == "period_date";
+            match date {
+                None if new.date.is_none() => {
+                    errors.push(("date".into(), "is required for scheduled events".into()))
+                }
+                // A second of slack for a client that computed "now" itself.
+                Some(d) if d < now - time::Duration::seconds(1) => {
+                    errors.push(("date".into(), "must not be in the past".into()))
+                }
+                _ => {}
+            }
+            if periodic && !new.period.is_some_and(|p| PERIODS.contains(&p)) {
+                errors.push((
+                    "period".into(),
+                    "must be 86400, 604800, 2592000 or 31557600".into(),
+                ));
+            }
+            if let (Some(d), Some(e)) = (date, end) {
+                if e <= d {
+                    errors.push(("end_date".into(), "must be after date".into()));
+                }
+            }
+            Schedule {
+                next_at: date,
+                period: new.period.filter(|_| periodic),
+                end_at: end.filter(|_| periodic),
+                occurrences: 0,
+            }
+        }
+        _ => {
+            errors.push((
+                "event_type".into(),
+                "must be one_shot, fixed_date or period_date".into(),
+            ));
+            Schedule::default()
+        }
     }
 }
 

@@ -83,6 +83,29 @@ pub struct PushEvent {
     pub failed: i64,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    pub name: Option<String>,
+    pub schedule: Schedule,
+}
+
+/// When an event is delivered: at once (`one_shot`), once at a date (`fixed_date`) or every
+/// `period` from a date until an optional end (`period_date`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Schedule {
+    /// The next delivery; `None` once nothing is pending.
+    pub next_at: Option<OffsetDateTime>,
+    /// Seconds between deliveries (`period_date` only).
+    pub period: Option<i64>,
+    /// No delivery after this instant (`period_date` only).
+    pub end_at: Option<OffsetDateTime>,
+    /// Deliveries made so far (each reaches every recipient device once).
+    pub occurrences: i64,
+}
+
+impl Schedule {
+    /// Still has a delivery to make.
+    pub fn is_active(&self) -> bool {
+        self.next_at.is_some()
+    }
 }
 
 /// One notification to one device, provider-neutral.

@@ -1,6 +1,7 @@
 //! The push persistence boundary; `crate::store` implements it on the same database.
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 use super::model::{PushEvent, Subscription};
 use crate::domain::model::{AppId, UserId};
@@ -39,4 +40,41 @@ pub trait PushStore: Send + Sync + 'static {
         offset: i64,
     ) -> StoreResult<(Vec<PushEvent>, i64)>;
     async fn delete_event(&self, app: AppId, user: UserId, id: i64) -> StoreResult<bool>;
+    /// Events of every application whose next delivery is at or before `now`, earliest
+    /// first.
+    async fn due_events(&self, now: OffsetDateTime, limit: i64) -> StoreResult<Vec<PushEvent>>;
+    /// Takes the delivery due at `due` for this node: moves the event's next delivery to
+    /// `next` and counts the occurrence, only if no other node did so first.
+    async fn claim_delivery(
+        &self,
+        app: AppId,
+        id: i64,
+        due: OffsetDateTime,
+        next: Option<OffsetDateTime>,
+    ) -> StoreResult<bool>;
+
+    /// Switches a dialog's notifications off (`muted`) or on for one occupant; false when
+    /// the user is no occupant of the dialog.
+    async fn set_dialog_muted(
+        &self,
+        app: AppId,
+        dialog: &str,
+        user: UserId,
+        muted: bool,
+    ) -> StoreResult<bool>;
+    /// Whether the occupant switched the dialog's notifications off; `None` for a
+    /// non-occupant.
+    async fn dialog_muted(
+        &self,
+        app: AppId,
+        dialog: &str,
+        user: UserId,
+    ) -> StoreResult<Option<bool>>;
+    /// Those of `users` who switched the dialog's notifications off.
+    async fn muted_among(
+        &self,
+        app: AppId,
+        dialog: &str,
+        users: &[UserId],
+    ) -> StoreResult<Vec<UserId>>;
 }

@@ -17,7 +17,6 @@ use crate::http::extract::QbParams;
 use crate::http::state::AppState;
 use crate::http::wire::iso;
 use crate::http::wire_chat::{ChatBody, Fields};
-use crate::metrics::PushLabels;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -25,6 +24,49 @@ pub fn routes() -> Router<AppState> {
         .route("/subscriptions/{id}", delete(unsubscribe))
         .route("/events", get(list_events).post(create_event))
         .route("/events/{id}", get(show_event).delete(delete_event))
+        .route(
+            "/chat/Dialog/{id}/notifications",
+            get(dialog_notifications).put(set_dialog_notifications),
+        )
+}
+
+/// `GET /chat/Dialog/{id}/notifications.json`: whether the caller gets offline-message pushes
+/// for this dialog.
+async fn dialog_notifications(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let user = caller.require_user()?;
+    let enabled = state
+        .control
+        .dialog_notifications(caller.app_id(), user, &id)
+        .await?;
+    Ok(Json(
+        json!({"notifications": {"enabled": i64::from(enabled)}}),
+    ))
+}
+
+/// `PUT /chat/Dialog/{id}/notifications.json` with `enabled=0|1`.
+async fn set_dialog_notifications(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ChatBody(body): ChatBody,
+) -> ApiResult<Json<Value>> {
+    let user = caller.require_user()?;
+    let enabled = match Fields(&body).text("enabled").as_deref().map(str::trim) {
+        Some("1" | "true") => true,
+        Some("0" | "false") => false,
+        _ => return Err(DomainError::invalid("enabled", "must be 0 or 1").into()),
+    };
+    state
+        .control
+        .set_dialog_notifications(caller.app_id(), user, &id, enabled)
+        .await?;
+    Ok(Json(
+        json!({"notifications": {"enabled": i64::from(enabled)}}),
+    ))
 }
 
 async fn subscribe(
@@ -97,6 +139,10 @@ async fn create_event(
     let new = NewEvent {
         notification_type: fields.text("notification_type").unwrap_or_default(),
         event_type: fields.text("event_type").unwrap_or_default(),
+        name: fields.text("name"),
+        date: fields.integer("date")?,
+        period: fields.integer("period")?,
+        end_date: fields.integer("end_date")?,
         environment: fields.text("environment").unwrap_or_default(),
         push_type: fields.text("push_type"),
         message: fields.text("message").unwrap_or_default(),
@@ -107,19 +153,10 @@ async fn create_event(
             tags_exclude: list(tags.get("exclude")),
         },
     };
-    let (created, report) = state
+    let created = state
         .control
         .create_event(caller.app_id(), user, new)
         .await?;
-    for (provider, result) in report.outcomes {
-        state
-            .metrics
-            .push_sent
-            .get_or_create(&PushLabels { provider, result })
-            .inc();
-    }
-    state.metrics.push_retries.inc_by(u64::from(report.retries));
-    state.metrics.push_events.inc();
     Ok((
         StatusCode::CREATED,
         Json(json!({ "event": event_json(&created) })),
@@ -207,7 +244,12 @@ fn event_json(e: &PushEvent) -> Value {
         "environment": e.environment,
         "message": e.message,
         "notification_channel": {"name": e.push_type.map_or("universal", |p| p.name())},
-        "active": false,
+        "active": e.schedule.is_active(),
+        "name": e.name,
+        "date": e.schedule.next_at.map(|t| t.unix_timestamp()),
+        "period": e.schedule.period,
+        "end_date": e.schedule.end_at.map(|t| t.unix_timestamp()),
+        "occured_count": e.schedule.occurrences,
         "application_id": e.app_id,
         "user_id": e.user_id,
         "user_ids": ids,
