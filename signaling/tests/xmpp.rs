@@ -530,3 +530,68 @@ async fn a_dropped_stream_resumes_and_gets_what_it_missed() {
         .await;
     assert!(stranger.until("failed").await.has_ns("urn:xmpp:sm:3"));
 }
+
+#[tokio::test]
+async fn presence_goes_between_private_dialog_peers_only() {
+    let server = Server::start().await;
+    let (alice, bob, eve) = (
+        server.user("alice").await,
+        server.user("bob").await,
+        server.user("eve").await,
+    );
+    // A private dialog makes Alice and Bob contacts; Eve shares none with Alice.
+    server
+        .control
+        .private_dialog(server.app.id, alice, bob)
+        .await
+        .unwrap();
+    let mut b = server.client_on(bob, "phone").await;
+    let mut e = server.client_on(eve, "web").await;
+    // Their initial presence (sent by the harness) handled before Alice comes.
+    for client in [&mut b, &mut e] {
+        client
+            .send("<iq type='get' id='p0'><ping xmlns='urn:xmpp:ping'/></iq>")
+            .await;
+        assert_eq!(client.until("iq").await.attr("id"), Some("p0"));
+    }
+
+    // The harness sends Alice's initial presence.
+    let mut a = server.client_on(alice, "laptop").await;
+    // Alice learns Bob is online...
+    let bobs = a.until("presence").await;
+    assert_eq!(
+        bobs.attr("from"),
+        Some(format!("{}/phone", server.jid(bob)).as_str())
+    );
+    // ...and Bob that Alice is.
+    let alices = b.until("presence").await;
+    assert_eq!(
+        alices.attr("from"),
+        Some(format!("{}/laptop", server.jid(alice)).as_str())
+    );
+    assert_eq!(alices.attr("type"), None);
+    // A status update reaches Bob as Alice sent it.
+    a.send("<presence><status>at work</status></presence>")
+        .await;
+    let alices = b.until("presence").await;
+    assert_eq!(
+        alices.get_child("status", NS_CLIENT).map(|s| s.text()),
+        Some("at work".to_string()),
+        "{}",
+        String::from(&alices)
+    );
+    // Eve got nothing: her ping's answer is the first thing she reads.
+    e.send("<iq type='get' id='e1'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    let first = e.until_any().await;
+    assert_eq!((first.name(), first.attr("id")), ("iq", Some("e1")));
+
+    // Alice leaves: Bob is told.
+    drop(a);
+    let gone = b.until("presence").await;
+    assert_eq!(gone.attr("type"), Some("unavailable"));
+    assert_eq!(
+        gone.attr("from"),
+        Some(format!("{}/laptop", server.jid(alice)).as_str())
+    );
+}

@@ -8,6 +8,7 @@ pub mod framing;
 pub(crate) mod messages;
 pub(crate) mod muc;
 pub mod notifier;
+pub(crate) mod presence;
 pub mod resume;
 pub mod router;
 pub mod session;

@@ -63,6 +63,8 @@ pub struct Session {
     pub(crate) resource: Option<String>,
     pub(crate) rooms: HashSet<RoomAddr>,
     available: bool,
+    /// Private-dialog peers told of this resource's presence (see [`super::presence`]).
+    presence_peers: Vec<control_api::domain::model::UserId>,
     auth_failures: u32,
     /// XEP-0198 state once the client enabled stream management.
     pub(crate) sm: Option<StreamManagement>,
@@ -97,6 +99,7 @@ impl Session {
             resource: None,
             rooms: HashSet::new(),
             available: false,
+            presence_peers: Vec::new(),
             auth_failures: 0,
             sm: None,
             takeover: None,
@@ -454,9 +457,15 @@ impl Session {
                 if kind == "unavailable" {
                     self.leave_all_rooms();
                     self.available = false;
+                    let peers = std::mem::take(&mut self.presence_peers);
+                    super::presence::withdraw(self, &peers);
                 } else if kind == "available" && !self.available {
                     self.available = true;
                     messages::deliver_offline(self).await;
+                    self.presence_peers = super::presence::peers(self).await;
+                    super::presence::announce(self, &presence, &self.presence_peers);
+                } else if kind == "available" {
+                    super::presence::broadcast(self, &presence, &self.presence_peers);
                 }
             }
             // Roster subscriptions are not kept (QuickBlox apps use dialogs); ignore.
@@ -608,6 +617,8 @@ impl Session {
         self.leave_all_rooms();
         if let (Some(user), State::Bound) = (self.user, self.state) {
             self.ctx.router.unbind(user, self.conn);
+            let peers = std::mem::take(&mut self.presence_peers);
+            super::presence::withdraw(self, &peers);
             if !self.ctx.router.is_online(user) {
                 calls::on_offline(&self.ctx, user);
             }
