@@ -114,14 +114,9 @@ impl PushStore for SqlStore {
                 "SELECT {SUBSCRIPTION_COLUMNS} FROM push_subscriptions WHERE app_id = "
             ))
             .bind(Bind::Int(app.0))
-            .push(" AND user_id IN (");
-            for (i, user) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.bind(Bind::Int(user.0));
-            }
-            sql.push(") ORDER BY id");
+            .push(" AND user_id IN ")
+            .bind_list(chunk.iter().map(|u| Bind::Int(u.0)))
+            .push(" ORDER BY id");
             let rows = sql.query().fetch_all(&self.pool).await?;
             for row in &rows {
                 found.push(subscription_row(row)?);
@@ -172,14 +167,8 @@ impl PushStore for SqlStore {
         let mut sql = Sql::default();
         sql.push("SELECT user_id, tag FROM user_tags WHERE app_id = ")
             .bind(Bind::Int(app.0))
-            .push(" AND tag IN (");
-        for (i, tag) in wanted.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.bind(Bind::Text((*tag).clone()));
-        }
-        sql.push(")");
+            .push(" AND tag IN ")
+            .bind_list(wanted.iter().map(|t| Bind::Text((*t).clone())));
         let mut tags_of: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
         for row in sql.query().fetch_all(&self.pool).await? {
             tags_of
@@ -374,14 +363,8 @@ impl PushStore for SqlStore {
                 .bind(Bind::Int(app.0))
                 .push(" AND dialog_id = ")
                 .bind(Bind::Text(dialog.to_string()))
-                .push(" AND user_id IN (");
-            for (i, user) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.bind(Bind::Int(user.0));
-            }
-            sql.push(")");
+                .push(" AND user_id IN ")
+                .bind_list(chunk.iter().map(|u| Bind::Int(u.0)));
             for row in sql.query().fetch_all(&self.pool).await? {
                 muted.push(UserId(row.try_get("user_id")?));
             }
