@@ -247,7 +247,11 @@ async fn serves_the_api_over_tls_and_restarts_on_the_same_data() {
     ]));
     assert!(created["application_id"].as_i64().unwrap() > app_id);
 
-    server.stop();
+    // Stopped off the runtime's thread, so the client's connection task stays polled and
+    // answers the server's HTTP/2 GOAWAY (a blocked runtime would hold the shutdown).
+    tokio::task::spawn_blocking(move || server.stop())
+        .await
+        .unwrap();
 
     let again = Server::start(&mut serve_in(dir.path()));
     assert!(
