@@ -53,6 +53,23 @@ pub async fn run(command: AppCommand) -> anyhow::Result<()> {
                 Err(e) => return Err(e.into()),
             }
         }
+        AppCommand::RotateKey { id, json, store } => {
+            let (control, store) = open(&store).await?;
+            let result = control.rotate_api_key(AppId(id)).await;
+            store.close().await;
+            match result {
+                Ok(app) if json => println!(
+                    "{}",
+                    json!({"application_id": app.id, "api_key": app.api_key})
+                ),
+                Ok(app) => {
+                    println!("New API key of application {id} (the old one no longer works):");
+                    println!("  api key           {}", api_key(&app));
+                }
+                Err(DomainError::NotFound) => anyhow::bail!("no application with id {id}"),
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
     Ok(())
 }
@@ -81,6 +98,7 @@ fn credentials(app: &App) -> serde_json::Value {
         "auth_key": app.auth_key,
         "auth_secret": app.auth_secret,
         "account_key": app.account_key,
+        "api_key": app.api_key,
     })
 }
 
@@ -96,4 +114,11 @@ fn print_app(app: &App) {
     println!("  auth key          {}", app.auth_key);
     println!("  auth secret       {}", app.auth_secret);
     println!("  account key       {}", app.account_key);
+    println!("  api key (owner)   {}", api_key(app));
+}
+
+fn api_key(app: &App) -> &str {
+    app.api_key
+        .as_deref()
+        .unwrap_or("none: `switchboard app rotate-key ID` makes one")
 }

@@ -60,6 +60,33 @@ pub enum ClassCommand {
         /// Default delete access [default: owner].
         #[arg(long, value_name = "ACCESS")]
         delete: Option<String>,
+        /// Whether users may create records: open or not_allowed [default: open].
+        #[arg(long, value_name = "ACCESS")]
+        create: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Add fields to a class or change its default permissions (as PUT /class/NAME.json).
+    Update {
+        #[arg(long)]
+        app: i64,
+        #[arg(long)]
+        name: String,
+        /// A field to add, `NAME:TYPE`, repeated (one already there with its type is fine).
+        #[arg(long = "field", value_name = "NAME:TYPE")]
+        fields: Vec<String>,
+        /// New default read access (as for `create`); unchanged when left out.
+        #[arg(long, value_name = "ACCESS")]
+        read: Option<String>,
+        #[arg(long, value_name = "ACCESS")]
+        update: Option<String>,
+        #[arg(long, value_name = "ACCESS")]
+        delete: Option<String>,
+        /// open or not_allowed.
+        #[arg(long, value_name = "ACCESS")]
+        create: Option<String>,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -74,12 +101,15 @@ pub enum ClassCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Delete a class and all its records.
+    /// Delete a class, all its records, their `_parent_id` descendants and their files.
     Delete {
         #[arg(long)]
         app: i64,
         #[arg(long)]
         name: String,
+        /// Where `serve` keeps uploaded files (as its `--blob-storage`) [default: local].
+        #[arg(long, env = "SWITCHBOARD_BLOB_STORAGE", value_name = "SPEC")]
+        blob_storage: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -183,6 +213,8 @@ pub struct ServeArgs {
     pub sfu_grant_secret: Option<String>,
     #[command(flatten)]
     pub turn: TurnArgs,
+    #[command(flatten)]
+    pub push: PushArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
@@ -198,7 +230,7 @@ pub enum AppCommand {
     Create {
         #[arg(long)]
         name: String,
-        /// Print `{"application_id","auth_key","auth_secret","account_key"}`.
+        /// Print `{"application_id","auth_key","auth_secret","account_key","api_key"}`.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -214,6 +246,16 @@ pub enum AppCommand {
     /// Delete an application and everything it owns (users, sessions).
     Delete {
         id: i64,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Replace the owner's API key (`Authorization: ApiKey <key>` for /class.json); the
+    /// old key stops working at once.
+    RotateKey {
+        id: i64,
+        /// Print `{"application_id","api_key"}`.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -292,4 +334,39 @@ pub struct TurnArgs {
     /// UDP listener sockets (SO_REUSEPORT) and threads [default: cores, at most 8].
     #[arg(long, env = "SWITCHBOARD_TURN_WORKERS", value_name = "N")]
     pub turn_workers: Option<usize>,
+}
+
+/// Push providers: FCM HTTP v1 (`gcm` subscriptions) and APNs (`apns`, `apns_voip`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct PushArgs {
+    /// Google service-account JSON key file of the Firebase project [default: no FCM].
+    #[arg(
+        long,
+        env = "SWITCHBOARD_PUSH_FCM_SERVICE_ACCOUNT",
+        value_name = "FILE"
+    )]
+    pub push_fcm_service_account: Option<PathBuf>,
+    /// FCM API base URL, for a proxy or a test stand-in [default: https://fcm.googleapis.com].
+    #[arg(long, env = "SWITCHBOARD_PUSH_FCM_ENDPOINT", value_name = "URL")]
+    pub push_fcm_endpoint: Option<String>,
+    /// APNs token-auth key (.p8 file from the Apple developer account) [default: no APNs].
+    #[arg(long, env = "SWITCHBOARD_PUSH_APNS_KEY", value_name = "FILE")]
+    pub push_apns_key: Option<PathBuf>,
+    /// The APNs key's 10-character key id.
+    #[arg(long, env = "SWITCHBOARD_PUSH_APNS_KEY_ID", value_name = "ID")]
+    pub push_apns_key_id: Option<String>,
+    /// The Apple developer team id.
+    #[arg(long, env = "SWITCHBOARD_PUSH_APNS_TEAM_ID", value_name = "ID")]
+    pub push_apns_team_id: Option<String>,
+    /// apns-topic (the app's bundle id) for subscriptions without a bundle_identifier.
+    #[arg(long, env = "SWITCHBOARD_PUSH_APNS_TOPIC", value_name = "BUNDLE_ID")]
+    pub push_apns_topic: Option<String>,
+    /// APNs base URL for both environments, for a proxy or a test stand-in
+    /// [default: https://api.push.apple.com, https://api.sandbox.push.apple.com for development].
+    #[arg(long, env = "SWITCHBOARD_PUSH_APNS_ENDPOINT", value_name = "URL")]
+    pub push_apns_endpoint: Option<String>,
+    /// PEM file of CA certificates the push clients trust besides the system's (a private CA
+    /// in front of the providers).
+    #[arg(long, env = "SWITCHBOARD_PUSH_CA_FILE", value_name = "FILE")]
+    pub push_ca_file: Option<PathBuf>,
 }

@@ -58,6 +58,14 @@ pub struct FileConfig {
     pub turn_credential_ttl_secs: Option<u64>,
     /// Static TURN users, `"name:password"` each (REST credentials need none).
     pub turn_users: Option<Vec<String>>,
+    pub push_fcm_service_account: Option<PathBuf>,
+    pub push_fcm_endpoint: Option<String>,
+    pub push_apns_key: Option<PathBuf>,
+    pub push_apns_key_id: Option<String>,
+    pub push_apns_team_id: Option<String>,
+    pub push_apns_topic: Option<String>,
+    pub push_apns_endpoint: Option<String>,
+    pub push_ca_file: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -142,6 +150,7 @@ pub struct Settings {
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     pub shutdown_grace: Duration,
     pub turn: TurnSettings,
+    pub push: PushSettings,
 }
 
 impl Settings {
@@ -204,6 +213,7 @@ impl Settings {
             signature_max_skew: Duration::from_secs(file.signature_max_skew_secs.unwrap_or(3600)),
             shutdown_grace: Duration::from_secs(file.shutdown_grace_secs.unwrap_or(30)),
             turn: TurnSettings::resolve(&args.turn, &file)?,
+            push: PushSettings::resolve(&args.push, &file)?,
         };
         settings.validate()?;
         Ok(settings)
@@ -397,4 +407,84 @@ impl TurnSettings {
             static_users,
         })
     }
+}
+
+/// The push providers' settings; a provider is configured by all of its keys or none.
+#[derive(Debug, Clone, Default)]
+pub struct PushSettings {
+    /// FCM: the service-account JSON key file and an optional API base URL.
+    pub fcm: Option<(PathBuf, Option<String>)>,
+    pub apns: Option<ApnsSettings>,
+    /// Extra CA certificates (PEM) the provider clients trust.
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApnsSettings {
+    pub key: PathBuf,
+    pub key_id: String,
+    pub team_id: String,
+    pub topic: Option<String>,
+    pub endpoint: Option<String>,
+}
+
+impl PushSettings {
+    fn resolve(args: &crate::cli::PushArgs, file: &FileConfig) -> anyhow::Result<Self> {
+        let pick = |arg: &Option<String>, file: &Option<String>| {
+            arg.clone()
+                .or(file.clone())
+                .filter(|v| !v.trim().is_empty())
+        };
+        let fcm_account = args
+            .push_fcm_service_account
+            .clone()
+            .or(file.push_fcm_service_account.clone());
+        let fcm_endpoint = pick(&args.push_fcm_endpoint, &file.push_fcm_endpoint);
+        let fcm = match (fcm_account, fcm_endpoint) {
+            (Some(account), endpoint) => {
+                Some((account, checked_url(endpoint, "push_fcm_endpoint")?))
+            }
+            (None, Some(_)) => anyhow::bail!("push_fcm_endpoint needs push_fcm_service_account"),
+            (None, None) => None,
+        };
+        let key = args.push_apns_key.clone().or(file.push_apns_key.clone());
+        let key_id = pick(&args.push_apns_key_id, &file.push_apns_key_id);
+        let team_id = pick(&args.push_apns_team_id, &file.push_apns_team_id);
+        let topic = pick(&args.push_apns_topic, &file.push_apns_topic);
+        let endpoint = pick(&args.push_apns_endpoint, &file.push_apns_endpoint);
+        let apns = match (key, key_id, team_id) {
+            (Some(key), Some(key_id), Some(team_id)) => Some(ApnsSettings {
+                key,
+                key_id,
+                team_id,
+                topic,
+                endpoint: checked_url(endpoint, "push_apns_endpoint")?,
+            }),
+            (None, None, None) => {
+                anyhow::ensure!(
+                    topic.is_none() && endpoint.is_none(),
+                    "push_apns_topic and push_apns_endpoint need push_apns_key, push_apns_key_id and push_apns_team_id"
+                );
+                None
+            }
+            _ => anyhow::bail!(
+                "APNs needs push_apns_key, push_apns_key_id and push_apns_team_id together"
+            ),
+        };
+        Ok(Self {
+            fcm,
+            apns,
+            ca_file: args.push_ca_file.clone().or(file.push_ca_file.clone()),
+        })
+    }
+}
+
+fn checked_url(url: Option<String>, key: &str) -> anyhow::Result<Option<String>> {
+    if let Some(url) = &url {
+        anyhow::ensure!(
+            url.starts_with("https://") || url.starts_with("http://"),
+            "{key} must start with https:// or http://, got {url:?}"
+        );
+    }
+    Ok(url)
 }

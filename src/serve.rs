@@ -7,11 +7,12 @@ use std::time::Duration;
 use anyhow::Context;
 use control_api::config::ContentConfig;
 use control_api::domain::model::App;
+use control_api::push::{self, ProviderSender};
 use control_api::{open_store, ControlConfig, ControlPlane, Store, SystemClock};
 use prometheus_client::registry::Registry;
 
 use crate::cli::ServeArgs;
-use crate::config::Settings;
+use crate::config::{PushSettings, Settings};
 use crate::roles::{self, Role, Running, Shutdown};
 use crate::telemetry;
 
@@ -67,8 +68,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let blobs = control_api::storage::open_blob_storage(&settings.blob_storage, data_dir)
         .map_err(anyhow::Error::msg)?;
     let blobs_description = blobs.describe();
-    let control =
-        ControlPlane::new(store.clone(), Arc::new(SystemClock), config).with_blob_storage(blobs);
+    let push = push_providers(&settings.push).map_err(anyhow::Error::msg)?;
+    let push_description = push.describe();
+    let control = ControlPlane::new(store.clone(), Arc::new(SystemClock), config)
+        .with_blob_storage(blobs)
+        .with_push_sender(Arc::new(push));
     let (default_app, created) = control.ensure_default_app().await?;
     let certificate = roles::api::certificate(&settings)?;
 
@@ -114,6 +118,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         certificate: &certificate,
         store: &settings.store.display_store(),
         blobs: &blobs_description,
+        push: &push_description,
         public_api_url: &public_api_url,
         app: &default_app,
         app_created: created,
@@ -141,6 +146,42 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The push provider clients the settings name; key files are read and checked now, so a
+/// bad one stops the start rather than the first push.
+fn push_providers(settings: &PushSettings) -> Result<ProviderSender, String> {
+    let roots = match &settings.ca_file {
+        Some(path) => push::load_roots(path).map_err(|e| format!("push_ca_file: {e}"))?,
+        None => Vec::new(),
+    };
+    let fcm = match &settings.fcm {
+        Some((account, endpoint)) => {
+            let config = push::FcmConfig::from_file(account, endpoint.clone())
+                .map_err(|e| format!("push_fcm_service_account: {e}"))?;
+            let sender = push::FcmSender::with_roots(config, &roots)
+                .map_err(|e| format!("push_fcm_service_account {}: {e}", account.display()))?;
+            Some(sender)
+        }
+        None => None,
+    };
+    let apns = match &settings.apns {
+        Some(a) => {
+            let config = push::ApnsConfig::from_file(
+                &a.key,
+                &a.key_id,
+                &a.team_id,
+                a.topic.clone(),
+                a.endpoint.clone(),
+            )
+            .map_err(|e| format!("push_apns_key: {e}"))?;
+            let sender = push::ApnsSender::new(config, &roots)
+                .map_err(|e| format!("push_apns_key {}: {e}", a.key.display()))?;
+            Some(sender)
+        }
+        None => None,
+    };
+    Ok(ProviderSender::new(fcm, apns))
 }
 
 async fn purge_sessions(control: ControlPlane) {
@@ -184,6 +225,7 @@ struct Banner<'a> {
     certificate: &'a roles::api::Certificate,
     store: &'a str,
     blobs: &'a str,
+    push: &'a str,
     public_api_url: &'a str,
     app: &'a App,
     app_created: bool,
@@ -216,6 +258,7 @@ fn print_banner(b: &Banner<'_>) {
     );
     println!("  {:<17} {}", "store", b.store);
     println!("  {:<17} {}", "blob storage", b.blobs);
+    println!("  {:<17} {}", "push", b.push);
     println!("Default application ({app_note})");
     println!("  {:<17} {}", "application id", b.app.id);
     println!("  {:<17} {}", "auth key", b.app.auth_key);

@@ -170,6 +170,113 @@ fn app_commands_manage_applications() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no application with id 999"));
 }
 
+#[test]
+fn app_rotate_key_replaces_the_owner_api_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let created = stdout_json(&run(&[
+        "app",
+        "create",
+        "--name",
+        "Owner",
+        "--json",
+        "--data-dir",
+        data,
+    ]));
+    let key = created["api_key"]
+        .as_str()
+        .expect("app create gives the owner's API key");
+    let id = created["application_id"].to_string();
+    let listed = stdout_json(&run(&["app", "list", "--json", "--data-dir", data]));
+    assert!(listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["api_key"] == key));
+
+    let rotated = stdout_json(&run(&[
+        "app",
+        "rotate-key",
+        &id,
+        "--json",
+        "--data-dir",
+        data,
+    ]));
+    let new_key = rotated["api_key"].as_str().unwrap();
+    assert_ne!(new_key, key);
+    let human = run(&["app", "list", "--data-dir", data]);
+    let human = String::from_utf8_lossy(&human.stdout);
+    assert!(human.contains(new_key) && !human.contains(key), "{human}");
+
+    let missing = run(&["app", "rotate-key", "999", "--data-dir", data]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no application with id 999"));
+}
+
+#[test]
+fn class_commands_create_update_and_delete_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let app = stdout_json(&run(&[
+        "app",
+        "create",
+        "--name",
+        "Cars",
+        "--json",
+        "--data-dir",
+        data,
+    ]));
+    let app = app["application_id"].to_string();
+    let class = |args: &[&str]| {
+        let mut all = vec!["class"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--app", &app, "--data-dir", data]);
+        run(&all)
+    };
+    let created = stdout_json(&class(&[
+        "create",
+        "--name",
+        "Car",
+        "--field",
+        "model:string",
+        "--json",
+    ]));
+    assert_eq!(created["create"], "open");
+    let updated = stdout_json(&class(&[
+        "update",
+        "--name",
+        "Car",
+        "--field",
+        "model:string",
+        "--field",
+        "photo:file",
+        "--read",
+        "owner",
+        "--create",
+        "not_allowed",
+        "--json",
+    ]));
+    assert_eq!(
+        updated["fields"],
+        serde_json::json!([{"name": "model", "type": "string"}, {"name": "photo", "type": "file"}])
+    );
+    assert_eq!(updated["permissions"]["read"]["access"], "owner");
+    assert_eq!(
+        updated["permissions"]["update"]["access"], "owner",
+        "untouched"
+    );
+    assert_eq!(updated["create"], "not_allowed");
+    let refused = class(&["update", "--name", "Car", "--field", "model:integer"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("already a field"));
+    let missing = class(&["update", "--name", "Boat", "--field", "a:string"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no class \"Boat\""));
+
+    assert!(class(&["delete", "--name", "Car"]).status.success());
+    let listed = stdout_json(&class(&["list", "--json"]));
+    assert_eq!(listed, serde_json::json!([]));
+}
+
 #[tokio::test]
 async fn serves_the_api_over_tls_and_restarts_on_the_same_data() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,7 +9,7 @@
 //! - [`store`]: the [`Store`] trait and its SQL implementation (SQLite by default,
 //!   PostgreSQL for scale-out; one schema, migrations for both).
 //! - [`storage`]: where blob bytes live (local files, or an S3-compatible object store).
-//! - [`push`]: push provider clients (FCM HTTP v1).
+//! - [`push`]: push provider clients (FCM HTTP v1, APNs over HTTP/2) and their router.
 //!
 //! Out of scope here: listeners, TLS and process lifecycle, which belong to the binary.
 

@@ -2,10 +2,15 @@
 // Custom objects with the stock `quickblox` SDK: QB.data.create (typed fields, per-record permissions),
 // QB.data.list with operators, sort, limit and count, QB.data.update, and QB.data.delete by id, by ids and by
 // criteria. The class `Car` (model:string, year:integer, price:float, tags:string[]) is created by data.test.js
-// with the CLI. Same step protocol and standalone use as scenario-users.js.
+// with the CLI; the class `Profile` (with a file field) is created here by the owner over REST
+// (`POST /class.json` with `Authorization: ApiKey <api_key from app create --json>`), then files go through
+// QB.data.uploadFile, QB.data.fileUrl / downloadFile (fetched like an app would) and QB.data.deleteFile.
+// Same step protocol and standalone use as scenario-users.js.
 
 const assert = require('node:assert/strict');
 const { runSteps, main, ok, fails, fmt } = require('./scenario-users');
+// The SDK's own HTTP client under Node: it honours NODE_EXTRA_CA_CERTS like the SDK's requests do.
+const fetch = require('node-fetch');
 
 function buildSteps(target) {
   const QB = require('quickblox');
@@ -81,6 +86,82 @@ function buildSteps(target) {
     const left = await ok('data.list', (cb) => QB.data.list('Car', cb));
     assert.deepEqual(left.items, [], fmt(left));
   }, ['data.update changes fields', 'data.list filters, sorts, pages and counts', 'Bob never sees the owner-only record']);
+
+  const owner = (method, path, { key = app.api_key, token, body } = {}) => {
+    const headers = { 'Content-Type': 'application/json' };
+    if (key) headers.Authorization = `ApiKey ${key}`;
+    if (token) headers['QB-Token'] = token;
+    return fetch(`https://${api}${path}`, { method, headers, body: body && JSON.stringify(body) });
+  };
+  const avatar = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7) % 256));
+
+  step('the owner creates a class over REST with the API key', async () => {
+    assert.ok(app.api_key, `app create --json gives the owner's api_key: ${fmt(app)}`);
+    await as(alice);
+    let r = await owner('POST', '/class.json', { body: { name: 'Profile', fields: { nick: 'String', avatar: 'File' } } });
+    let body = await r.json();
+    assert.equal(r.status, 201, fmt(body));
+    assert.deepEqual(body.custom_fields, [{ name: 'avatar', type: 'File' }, { name: 'nick', type: 'String' }], fmt(body));
+    r = await owner('GET', '/class/Profile.json', { key: null });
+    assert.equal(r.status, 401, 'no key');
+    r = await owner('GET', '/class/Profile.json', { key: null, token: QB.service.getSession().token });
+    assert.equal(r.status, 403, 'a user session may not manage classes');
+    r = await owner('GET', '/class/Profile.json', { key: 'wrong' });
+    assert.equal(r.status, 401, 'a wrong key');
+    r = await owner('GET', '/class.json');
+    body = await r.json();
+    assert.deepEqual(body.items.map((c) => c.name), ['Car', 'Profile'], fmt(body));
+  }, ['users sign up and Alice logs in']);
+
+  step('data.uploadFile, fileUrl, downloadFile and deleteFile', async () => {
+    const rec = await ok('data.create(Profile)', (cb) => QB.data.create('Profile', { nick: 'ally' }, cb));
+    const file = await ok('data.uploadFile', (cb) => QB.data.uploadFile('Profile',
+      { id: rec._id, field_name: 'avatar', file: avatar, name: 'avatar.png' }, cb));
+    assert.match(file.file_id, /^[0-9a-f]{24}$/, fmt(file));
+    assert.equal(file.size, avatar.length, fmt(file));
+    assert.equal(file.name, 'avatar.png', fmt(file));
+    assert.equal(file.content_type, 'image/png', fmt(file));
+    const listed = await ok('data.list(Profile)', (cb) => QB.data.list('Profile', { _id: rec._id }, cb));
+    assert.deepEqual(listed.items[0].avatar, file, fmt(listed));
+
+    let r = await fetch(QB.data.fileUrl('Profile', { id: rec._id, field_name: 'avatar' }));
+    assert.equal(r.status, 200, await r.clone().text());
+    assert.equal(r.headers.get('content-type'), 'image/png');
+    assert.ok(Buffer.from(await r.arrayBuffer()).equals(avatar), 'fileUrl serves the uploaded bytes');
+    const url = await ok('data.downloadFile', (cb) => QB.data.downloadFile('Profile', { id: rec._id, field_name: 'avatar' }, cb));
+    r = await fetch(url);
+    assert.ok(Buffer.from(await r.arrayBuffer()).equals(avatar), 'downloadFile\'s URL serves them too');
+    r = await fetch(url.replace(/token=[^&]*/, 'token=nope'));
+    assert.equal(r.status, 401, 'an unknown token');
+
+    await fails('data.uploadFile to a non-file field', (cb) => QB.data.uploadFile('Profile',
+      { id: rec._id, field_name: 'nick', file: avatar, name: 'a.png' }, cb), 422);
+    await as(bob);
+    await fails('data.uploadFile by Bob (update: owner)', (cb) => QB.data.uploadFile('Profile',
+      { id: rec._id, field_name: 'avatar', file: avatar, name: 'b.png' }, cb), 403);
+    r = await fetch(QB.data.fileUrl('Profile', { id: rec._id, field_name: 'avatar' }));
+    assert.equal(r.status, 200, 'Bob may read (read: open)');
+    await as(alice);
+
+    const gone = await ok('data.deleteFile', (cb) => QB.data.deleteFile('Profile', { id: rec._id, field_name: 'avatar' }, cb));
+    assert.equal(gone, true);
+    r = await fetch(QB.data.fileUrl('Profile', { id: rec._id, field_name: 'avatar' }));
+    assert.equal(r.status, 404, 'the file is gone');
+  }, ['the owner creates a class over REST with the API key']);
+
+  step('deleting a record takes its descendants and their files', async () => {
+    const top = await ok('data.create(top)', (cb) => QB.data.create('Profile', { nick: 'top' }, cb));
+    const mid = await ok('data.create(child)', (cb) => QB.data.create('Profile', { nick: 'mid', _parent_id: top._id }, cb));
+    const leaf = await ok('data.create(grandchild)', (cb) => QB.data.create('Profile', { nick: 'leaf', _parent_id: mid._id }, cb));
+    await ok('data.uploadFile(grandchild)', (cb) => QB.data.uploadFile('Profile',
+      { id: leaf._id, field_name: 'avatar', file: avatar, name: 'leaf.png' }, cb));
+    const url = QB.data.fileUrl('Profile', { id: leaf._id, field_name: 'avatar' });
+    assert.equal((await fetch(url)).status, 200);
+    await ok('data.delete(top)', (cb) => QB.data.delete('Profile', top._id, cb));
+    const left = await ok('data.list(Profile)', (cb) => QB.data.list('Profile', { _id: { in: [top._id, mid._id, leaf._id] } }, cb));
+    assert.deepEqual(left.items, [], fmt(left));
+    assert.equal((await fetch(url)).status, 404, 'the grandchild\'s file went with it');
+  }, ['data.uploadFile, fileUrl, downloadFile and deleteFile']);
 
   return steps;
 }

@@ -8,6 +8,9 @@ use super::ControlPlane;
 
 /// Length of generated auth keys, secrets and account keys; about 119 bits each.
 const CREDENTIAL_LEN: usize = 20;
+/// Length of the owner's API key: about 238 bits. It is permanent and grants class
+/// management, so longer than the SDK credentials (QuickBlox's are 43 characters).
+const API_KEY_LEN: usize = 40;
 
 impl ControlPlane {
     pub async fn create_app(&self, name: &str) -> Result<App, DomainError> {
@@ -33,6 +36,26 @@ impl ControlPlane {
         }
     }
 
+    /// The application whose owner's API key this is (`Authorization: ApiKey <key>`).
+    pub async fn app_by_api_key(&self, api_key: &str) -> Result<App, DomainError> {
+        if api_key.len() > 2 * API_KEY_LEN {
+            return Err(DomainError::Unauthorized);
+        }
+        self.store
+            .app_by_api_key(api_key)
+            .await?
+            .ok_or(DomainError::Unauthorized)
+    }
+
+    /// Replaces the owner's API key: the old one stops working at once.
+    pub async fn rotate_api_key(&self, id: AppId) -> Result<App, DomainError> {
+        let key = ids::credential(API_KEY_LEN);
+        if !self.store.set_app_api_key(id, &key).await? {
+            return Err(DomainError::NotFound);
+        }
+        self.store.app(id).await?.ok_or(DomainError::NotFound)
+    }
+
     pub async fn app_by_account_key(&self, account_key: &str) -> Result<App, DomainError> {
         self.store
             .app_by_account_key(account_key)
@@ -53,6 +76,9 @@ impl ControlPlane {
             is_default,
             created_at: self.now(),
         };
-        Ok(self.store.insert_app(app).await?)
+        let app = self.store.insert_app(app).await?;
+        // The key is a second statement (`NewApp` predates it); should that fail, the
+        // application exists without a key until `app rotate-key` gives it one.
+        self.rotate_api_key(app.id).await
     }
 }

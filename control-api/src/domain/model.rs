@@ -31,6 +31,10 @@ pub struct App {
     pub auth_key: String,
     pub auth_secret: String,
     pub account_key: String,
+    /// The owner's key for the server API (`Authorization: ApiKey <key>`): class
+    /// management. `None` only if setting it failed right after creation (`app rotate-key`
+    /// gives one).
+    pub api_key: Option<String>,
     pub is_default: bool,
     pub created_at: OffsetDateTime,
 }

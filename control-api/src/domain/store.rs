@@ -50,6 +50,9 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_app(&self, app: NewApp) -> StoreResult<App>;
     async fn app(&self, id: AppId) -> StoreResult<Option<App>>;
     async fn app_by_account_key(&self, account_key: &str) -> StoreResult<Option<App>>;
+    async fn app_by_api_key(&self, api_key: &str) -> StoreResult<Option<App>>;
+    /// Sets the owner's API key; false if there is no such application.
+    async fn set_app_api_key(&self, id: AppId, api_key: &str) -> StoreResult<bool>;
     async fn default_app(&self) -> StoreResult<Option<App>>;
     async fn list_apps(&self) -> StoreResult<Vec<App>>;
     /// Deletes the application and everything it owns; false if it did not exist.

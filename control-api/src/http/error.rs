@@ -16,6 +16,9 @@ pub enum ApiError {
     Malformed(String),
     #[error("account key is required")]
     AccountKeyRequired,
+    /// An owner-only endpoint (class management) without `Authorization: ApiKey <key>`.
+    #[error("the application's API key is required")]
+    ApiKeyRequired,
     #[error("no such route")]
     RouteNotFound,
     #[error("method not allowed")]
@@ -30,6 +33,10 @@ impl ApiError {
             ApiError::AccountKeyRequired => (
                 StatusCode::UNAUTHORIZED,
                 json!({"errors": ["QB-Account-Key header is required"]}),
+            ),
+            ApiError::ApiKeyRequired => (
+                StatusCode::UNAUTHORIZED,
+                json!({"errors": ["Authorization: ApiKey <the application's API key> is required"]}),
             ),
             ApiError::RouteNotFound => (
                 StatusCode::NOT_FOUND,

@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::messages::routes())
         .merge(routes::blobs::routes())
         .merge(routes::data::routes())
+        .merge(routes::classes::routes())
         .merge(routes::push::routes())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tokio::sync::Mutex;
 
+use super::providers::client_builder;
 use crate::domain::push::{PushMessage, PushOutcome, PushSender};
 
 /// The OAuth2 scope FCM sends need.
@@ -71,9 +72,17 @@ struct TokenAnswer {
 
 impl FcmSender {
     pub fn new(config: FcmConfig) -> Result<Self, String> {
+        Self::with_roots(config, &[])
+    }
+
+    /// `extra_roots`: CA certificates trusted besides the system's (a private CA, a test).
+    pub fn with_roots(
+        config: FcmConfig,
+        extra_roots: &[reqwest::Certificate],
+    ) -> Result<Self, String> {
         let key = EncodingKey::from_rsa_pem(config.account.private_key.as_bytes())
             .map_err(|e| format!("FCM service account private key: {e}"))?;
-        let http = reqwest::Client::builder()
+        let http = client_builder(extra_roots)
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| e.to_string())?;
@@ -83,6 +92,11 @@ impl FcmSender {
             http,
             token: Mutex::new(None),
         })
+    }
+
+    /// `fcm (project X)`, for the startup banner.
+    pub fn describe(&self) -> String {
+        format!("fcm (project {})", self.config.account.project_id)
     }
 
     /// A valid access token, from the cache or a fresh exchange.

@@ -1,9 +1,11 @@
 //! [`DataStore`] over the same `AnyPool`: custom-object classes and records, their typed
 //! values and permissions kept as JSON text.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
 use super::query::{Bind, Sql};
 use super::rows::{from_millis, millis};
@@ -50,6 +52,69 @@ fn record_row(row: &AnyRow) -> sqlx::Result<Record> {
         created_at: from_millis(row.try_get("created_at")?),
         updated_at: from_millis(row.try_get("updated_at")?),
     })
+}
+
+/// Ids per statement: keeps the bind count far below PostgreSQL's 65535 (and SQLite's
+/// 32766).
+const CHUNK: usize = 500;
+
+/// Records of `app` whose `column` (`id` or `parent_id`) is among `ids`.
+async fn records_where(
+    tx: &mut Transaction<'_, Any>,
+    app: AppId,
+    column: &str,
+    ids: &[String],
+) -> StoreResult<Vec<Record>> {
+    let mut found = Vec::new();
+    for chunk in ids.chunks(CHUNK) {
+        let mut sql = Sql::default();
+        sql.push(&format!(
+            "SELECT {RECORD_COLUMNS} FROM data_records WHERE app_id = "
+        ))
+        .bind(Bind::Int(app.0))
+        .push(&format!(" AND {column} IN ("));
+        push_ids(&mut sql, chunk);
+        sql.push(")");
+        let rows = sql.query().fetch_all(&mut **tx).await?;
+        for row in &rows {
+            found.push(record_row(row)?);
+        }
+    }
+    Ok(found)
+}
+
+/// Deletes `ids` and every record below them through `_parent_id`, level by level. Each
+/// record is taken once (`seen`), so a cycle ends and the number of levels is bounded by
+/// the number of records; a parent id that names no record still takes its orphans.
+async fn delete_with_descendants(
+    tx: &mut Transaction<'_, Any>,
+    app: AppId,
+    ids: &[String],
+) -> StoreResult<Vec<Record>> {
+    let mut deleted = records_where(tx, app, "id", ids).await?;
+    let mut seen: HashSet<String> = ids.iter().cloned().collect();
+    let mut level: Vec<String> = ids.to_vec();
+    while !level.is_empty() {
+        let children = records_where(tx, app, "parent_id", &level).await?;
+        level.clear();
+        for child in children {
+            if seen.insert(child.id.clone()) {
+                level.push(child.id.clone());
+                deleted.push(child);
+            }
+        }
+    }
+    let doomed: Vec<String> = deleted.iter().map(|r| r.id.clone()).collect();
+    for chunk in doomed.chunks(CHUNK) {
+        let mut sql = Sql::default();
+        sql.push("DELETE FROM data_records WHERE app_id = ")
+            .bind(Bind::Int(app.0))
+            .push(" AND id IN (");
+        push_ids(&mut sql, chunk);
+        sql.push(")");
+        sql.query().execute(&mut **tx).await?;
+    }
+    Ok(deleted)
 }
 
 fn push_ids(sql: &mut Sql, ids: &[String]) {
@@ -102,23 +167,46 @@ impl DataStore for SqlStore {
         Ok(rows.iter().map(class_row).collect::<Result<_, _>>()?)
     }
 
-    async fn delete_class(&self, app: AppId, name: &str) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+    async fn update_class(&self, c: &DataClass) -> StoreResult<()> {
         sqlx::query(
-            "DELETE FROM data_records WHERE class_id IN \
-             (SELECT id FROM data_classes WHERE app_id = $1 AND name = $2)",
+            "UPDATE data_classes SET fields = $1, permissions = $2, create_allowed = $3 \
+             WHERE app_id = $4 AND id = $5",
         )
-        .bind(app.0)
-        .bind(name.to_string())
-        .execute(&mut *tx)
+        .bind(text(&c.fields))
+        .bind(text(&c.permissions))
+        .bind(i64::from(c.create_allowed))
+        .bind(c.app_id.0)
+        .bind(c.id)
+        .execute(&self.pool)
         .await?;
-        let done = sqlx::query("DELETE FROM data_classes WHERE app_id = $1 AND name = $2")
+        Ok(())
+    }
+
+    async fn delete_class(&self, app: AppId, name: &str) -> StoreResult<Option<Vec<Record>>> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT id FROM data_classes WHERE app_id = $1 AND name = $2")
             .bind(app.0)
             .bind(name.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let class_id: i64 = row.try_get("id")?;
+        let ids: Vec<String> = sqlx::query("SELECT id FROM data_records WHERE class_id = $1")
+            .bind(class_id)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?;
+        let deleted = delete_with_descendants(&mut tx, app, &ids).await?;
+        sqlx::query("DELETE FROM data_classes WHERE id = $1")
+            .bind(class_id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+        Ok(Some(deleted))
     }
 
     async fn insert_record(&self, r: &Record) -> StoreResult<()> {
@@ -182,27 +270,9 @@ impl DataStore for SqlStore {
         Ok(())
     }
 
-    async fn delete_records(&self, app: AppId, ids: &[String]) -> StoreResult<u64> {
+    async fn delete_records(&self, app: AppId, ids: &[String]) -> StoreResult<Vec<Record>> {
         let mut tx = self.pool.begin().await?;
-        let mut deleted = 0;
-        // Chunks keep the bind count far below PostgreSQL's 65535.
-        for chunk in ids.chunks(500) {
-            let mut children = Sql::default();
-            children
-                .push("DELETE FROM data_records WHERE app_id = ")
-                .bind(Bind::Int(app.0))
-                .push(" AND parent_id IN (");
-            push_ids(&mut children, chunk);
-            children.push(")");
-            children.query().execute(&mut *tx).await?;
-            let mut own = Sql::default();
-            own.push("DELETE FROM data_records WHERE app_id = ")
-                .bind(Bind::Int(app.0))
-                .push(" AND id IN (");
-            push_ids(&mut own, chunk);
-            own.push(")");
-            deleted += own.query().execute(&mut *tx).await?.rows_affected();
-        }
+        let deleted = delete_with_descendants(&mut tx, app, ids).await?;
         tx.commit().await?;
         Ok(deleted)
     }

@@ -14,7 +14,7 @@ pub(crate) const SESSION_COLUMNS: &str =
     "id, oid, token, app_id, user_id, nonce, ts, created_at, updated_at, expires_at";
 
 pub(crate) const APP_COLUMNS: &str =
-    "id, name, auth_key, auth_secret, account_key, is_default, created_at";
+    "id, name, auth_key, auth_secret, account_key, api_key, is_default, created_at";
 
 pub(crate) fn millis(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
@@ -32,6 +32,7 @@ pub(crate) fn app(row: &AnyRow) -> sqlx::Result<App> {
         auth_key: row.try_get("auth_key")?,
         auth_secret: row.try_get("auth_secret")?,
         account_key: row.try_get("account_key")?,
+        api_key: row.try_get("api_key")?,
         is_default: row.try_get::<i64, _>("is_default")? != 0,
         created_at: from_millis(row.try_get("created_at")?),
     })

@@ -200,6 +200,24 @@ impl Store for SqlStore {
         Ok(row.as_ref().map(rows::app).transpose()?)
     }
 
+    async fn app_by_api_key(&self, api_key: &str) -> StoreResult<Option<App>> {
+        let sql = format!("SELECT {APP_COLUMNS} FROM apps WHERE api_key = $1");
+        let row = sqlx::query(&sql)
+            .bind(api_key.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(rows::app).transpose()?)
+    }
+
+    async fn set_app_api_key(&self, id: AppId, api_key: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE apps SET api_key = $1 WHERE id = $2")
+            .bind(api_key.to_string())
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn default_app(&self) -> StoreResult<Option<App>> {
         let sql =
             format!("SELECT {APP_COLUMNS} FROM apps WHERE is_default = 1 ORDER BY id LIMIT 1");

@@ -14,8 +14,12 @@ pub trait DataStore: Send + Sync + 'static {
     async fn insert_class(&self, class: &DataClass) -> StoreResult<DataClass>;
     async fn class(&self, app: AppId, name: &str) -> StoreResult<Option<DataClass>>;
     async fn list_classes(&self, app: AppId) -> StoreResult<Vec<DataClass>>;
-    /// Deletes the class with its records; false if there was none.
-    async fn delete_class(&self, app: AppId, name: &str) -> StoreResult<bool>;
+    /// Saves a class's fields, permissions and `create_allowed`.
+    async fn update_class(&self, class: &DataClass) -> StoreResult<()>;
+    /// Deletes the class with its records and their descendants (as
+    /// [`DataStore::delete_records`]), in one transaction; `None` if there was no class,
+    /// else every record deleted.
+    async fn delete_class(&self, app: AppId, name: &str) -> StoreResult<Option<Vec<Record>>>;
 
     async fn insert_record(&self, record: &Record) -> StoreResult<()>;
     /// Every record of a class, oldest first (or only `ids` when given).
@@ -26,8 +30,9 @@ pub trait DataStore: Send + Sync + 'static {
         ids: Option<&[String]>,
     ) -> StoreResult<Vec<Record>>;
     async fn update_record(&self, record: &Record) -> StoreResult<()>;
-    /// Deletes the records and, in any class of the application, their children
-    /// (`_parent_id` among `ids`); returns how many of `ids` were deleted.
-    async fn delete_records(&self, app: AppId, ids: &[String]) -> StoreResult<u64>;
+    /// Deletes the records and, in any class of the application, their descendants
+    /// (`_parent_id` chains at any depth; a cycle ends where it meets a record already
+    /// taken), in one transaction; returns every record deleted.
+    async fn delete_records(&self, app: AppId, ids: &[String]) -> StoreResult<Vec<Record>>;
     async fn count_records(&self) -> StoreResult<i64>;
 }

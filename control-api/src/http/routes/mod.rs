@@ -4,6 +4,7 @@ pub mod account;
 pub mod blobs;
 pub mod call_history;
 pub mod calls;
+pub mod classes;
 pub mod conference;
 pub mod data;
 pub mod dialogs;
