@@ -1,7 +1,8 @@
 //! `loadtest`: drive a Switchboard (or a peer server) on loopback and report.
 //!
-//! Exit codes: 0 done, 1 error (bad flags, unreachable target), 2 usage, 3 an `--slo`
-//! objective was breached.
+//! Exit codes: 0 done, 1 error (bad flags, unreachable target, or the scenario failed
+//! mid-run: its partial report is still written), 2 usage, 3 an `--slo` objective was
+//! breached.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use loadtest::report::{self, Report};
 use loadtest::run::Common;
-use loadtest::scenario::{api, chat};
+use loadtest::scenario::{api, chat, turn};
 use loadtest::{html, slo};
 
 #[derive(Parser)]
@@ -29,6 +30,8 @@ enum Command {
     Api(api::ApiArgs),
     /// XMPP over TCP: 1:1 and group messages with delivery latency; idle connections.
     Chat(chat::ChatArgs),
+    /// TURN over UDP or TCP: allocations, and packets relayed to and from a loopback peer.
+    Turn(turn::TurnArgs),
     /// Merge reports of one scenario run by several load agents at once (exact histograms).
     Merge {
         reports: Vec<PathBuf>,
@@ -63,6 +66,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Chat(args) => {
             let common = args.common.clone();
             finish(chat::run(args).await?, &common)
+        }
+        Command::Turn(args) => {
+            let common = args.common.clone();
+            finish(turn::run(args).await?, &common)
         }
         Command::Merge { reports, out, html } => {
             anyhow::ensure!(!reports.is_empty(), "give the reports to merge");
@@ -114,6 +121,14 @@ fn finish(report: Report, common: &Common) -> anyhow::Result<ExitCode> {
     }
     for note in &report.notes {
         println!("  note: {note}");
+    }
+    if let Some(why) = report
+        .notes
+        .iter()
+        .find_map(|n| n.strip_prefix("scenario failed: "))
+    {
+        eprintln!("loadtest: the run failed (partial report): {why}");
+        return Ok(ExitCode::from(1));
     }
     if let Some(spec) = &common.slo {
         let breaches = slo::breaches(&report, &slo::parse(spec)?);

@@ -1,4 +1,5 @@
-//! A server's CPU seconds and resident memory from `/proc/PID/stat` and `/proc/PID/status`.
+//! A server's CPU seconds and resident memory from `/proc/PID/stat` and `/proc/PID/status`,
+//! and the host's UDP receive-buffer drops from `/proc/net/snmp`.
 
 use std::path::PathBuf;
 
@@ -43,9 +44,38 @@ pub fn parse_status_rss(status: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// UDP datagrams the host dropped for a full socket receive buffer so far (all sockets of
+/// the machine, `RcvbufErrors` of `/proc/net/snmp`): where UDP loss on loopback happens.
+pub fn udp_rcvbuf_errors() -> Option<u64> {
+    parse_snmp_udp(
+        &std::fs::read_to_string("/proc/net/snmp").ok()?,
+        "RcvbufErrors",
+    )
+}
+
+/// A field of the `Udp:` lines of `/proc/net/snmp` (a header line, then a value line).
+pub fn parse_snmp_udp(snmp: &str, field: &str) -> Option<u64> {
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next()?, udp.next()?);
+    let at = names.split_whitespace().position(|n| n == field)?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_snmp_udp_fields() {
+        let snmp = "Tcp: RtoAlgorithm RtoMin\nTcp: 1 200\n\
+                    Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\n\
+                    Udp: 22660400 1216 1184809 19173903 1184808 0\n\
+                    UdpLite: InDatagrams NoPorts\nUdpLite: 0 0\n";
+        assert_eq!(parse_snmp_udp(snmp, "RcvbufErrors"), Some(1_184_808));
+        assert_eq!(parse_snmp_udp(snmp, "InDatagrams"), Some(22_660_400));
+        assert_eq!(parse_snmp_udp(snmp, "Nonsense"), None);
+        assert_eq!(parse_snmp_udp("Tcp: x\nTcp: 1\n", "RcvbufErrors"), None);
+    }
 
     #[test]
     fn parses_stat_with_awkward_command_names() {

@@ -342,8 +342,15 @@ pub fn fmt_num(v: Option<f64>) -> String {
 
 /// The side-by-side table of `loadtest compare`: each row's value in `a`, in `b`, and b/a.
 pub fn compare_table(a: &Report, b: &Report, a_name: &str, b_name: &str) -> String {
-    let ra = table_rows(a);
-    let rb: BTreeMap<String, Option<f64>> = table_rows(b).into_iter().collect();
+    let mut ra = table_rows(a);
+    let rows_b = table_rows(b);
+    // Rows only `b` has (a counter `a` never bumped, e.g. release failures) still show.
+    for (label, _) in &rows_b {
+        if !ra.iter().any(|(l, _)| l == label) {
+            ra.push((label.clone(), None));
+        }
+    }
+    let rb: BTreeMap<String, Option<f64>> = rows_b.into_iter().collect();
     let mut out = format!(
         "{:<32} {:>14} {:>14} {:>8}\n",
         "",
@@ -477,5 +484,16 @@ mod tests {
         let table = compare_table(&a, &b, "a.json", "b.json");
         let line = table.lines().find(|l| l.starts_with("requests/s")).unwrap();
         assert!(line.trim_end().ends_with("3.00"), "{line}");
+        let mut c = b.clone();
+        c.counters.insert("retransmits".into(), 7);
+        let table = compare_table(&a, &c, "a.json", "c.json");
+        let line = table
+            .lines()
+            .find(|l| l.starts_with("retransmits"))
+            .unwrap();
+        assert_eq!(
+            line.split_whitespace().collect::<Vec<_>>(),
+            ["retransmits", "–", "7", "–"]
+        );
     }
 }

@@ -185,6 +185,29 @@ impl Live {
         }
     }
 
+    /// Many units of work at once (a receiver's batch), each with its latency under `op`
+    /// and `all`: one lock per batch instead of one per packet.
+    pub fn record_many(&self, op: &'static str, latencies_us: &[u64]) {
+        if latencies_us.is_empty() {
+            return;
+        }
+        {
+            let mut hists = lock(&self.hists);
+            for name in [op, "all"] {
+                let h = hists.entry(name).or_insert_with(new_histogram);
+                for &v in latencies_us {
+                    // Clamped into the histogram's range, so recording cannot fail.
+                    let _ = h.record(v.clamp(1, MAX_LATENCY_US));
+                }
+            }
+        }
+        let n = latencies_us.len() as u64;
+        let done = self.ops.fetch_add(n, Ordering::Relaxed) + n;
+        if self.count_limit.is_some_and(|limit| done >= limit) {
+            self.stop();
+        }
+    }
+
     /// A latency that is not a unit of work (a login, a join): kept under `op` only.
     pub fn latency(&self, op: &'static str, latency_us: u64) {
         let v = latency_us.clamp(1, MAX_LATENCY_US);
@@ -344,6 +367,8 @@ where
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let start = Instant::now();
+    // The load generator's own CPU: near one core per thread means it, not the server, set the pace.
+    let own0 = procstat::read(std::process::id());
     let deadline = start + common.duration;
     let bar = progress_bar(common.quiet);
     let mut work = tokio::spawn(work);
@@ -415,6 +440,9 @@ where
     }
     let measured = start.elapsed();
     let server_end = common.server_pid.and_then(procstat::read).or(prev);
+    if let (Some(a), Some(b)) = (own0, procstat::read(std::process::id())) {
+        live.add("loadgen_cpu_ms", ((b.cpu_s - a.cpu_s) * 1e3).round() as u64);
+    }
     live.stop();
     bar.finish_and_clear();
     if !work_done && tokio::time::timeout(STOP_GRACE, &mut work).await.is_err() {

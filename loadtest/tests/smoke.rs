@@ -1,6 +1,6 @@
-//! Short, bounded loopback runs of `loadtest api` and `loadtest chat` against a freshly
-//! started `switchboard serve`: requests and messages flow, reports are well formed, bad
-//! targets fail clearly. Nothing here asserts on speed.
+//! Short, bounded loopback runs of `loadtest api`, `chat` and `turn` against a freshly
+//! started `switchboard serve`: requests, messages and relayed packets flow, reports are
+//! well formed, bad targets and credentials fail clearly. Nothing here asserts on speed.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -44,9 +44,14 @@ struct Server {
 
 impl Server {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut command = Command::new(switchboard_bin());
         command.args(["serve", "--data-dir", dir.path().to_str().unwrap()]);
+        command.args(extra);
         for face in ["http", "https", "xmpp", "turn", "sfu"] {
             command.args([format!("--{face}-addr"), "127.0.0.1:0".into()]);
         }
@@ -320,4 +325,128 @@ fn bad_targets_fail_clearly() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("connect refused"));
+
+    // TURN over UDP to a closed port: refused at once, every client ends, the run fails.
+    let out = loadtest(&strings(&[
+        "turn",
+        "--target",
+        &format!("127.0.0.1:{port}"),
+        "--secret",
+        "s",
+        "--clients",
+        "2",
+        "--duration",
+        "60s",
+        "--quiet",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("connection refused"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the run failed"));
+}
+
+#[test]
+fn turn_relays_over_udp_and_tcp_and_refuses_a_wrong_secret() {
+    let server = Server::start_with(&[
+        "--turn-secret",
+        "smoke-secret",
+        "--turn-allow-peers",
+        "127.0.0.1/32",
+    ]);
+    let pid = server.child.id().to_string();
+    let target = server.get("TURN (UDP)");
+    let dir = tempfile::tempdir().unwrap();
+    for transport in ["udp", "tcp"] {
+        let json = dir.path().join(format!("turn-{transport}.json"));
+        let out = loadtest(&strings(&[
+            "turn",
+            "--target",
+            &target,
+            "--transport",
+            transport,
+            "--secret",
+            "smoke-secret",
+            "--via",
+            "both",
+            "--refresh-every",
+            "500ms",
+            "--clients",
+            "3",
+            "--rate",
+            "150",
+            "--duration",
+            "3s",
+            "--ramp-up",
+            "500ms",
+            "--quiet",
+            "--server-pid",
+            &pid,
+            "--out",
+            json.to_str().unwrap(),
+        ]));
+        assert_ok(&out);
+        let r = Report::read(&json).expect("turn report");
+        assert_eq!(r.scenario, "turn");
+        assert_eq!(r.unit, "relayed packet");
+        assert_eq!(r.params["transport"], transport);
+        assert!(!r.partial, "{:?}", r.notes);
+        let c = |k: &str| r.counters.get(k).copied().unwrap_or(0);
+        assert_eq!(c("allocations"), 3, "{r:?}");
+        assert!(c("peer_received") > 0, "packets reached the peer: {r:?}");
+        assert!(c("echoes_received") > 0, "echoes came back: {r:?}");
+        // Every packet is accounted for: arrived (on either leg) or lost.
+        assert_eq!(r.totals.ops, c("peer_received") + c("echoes_received"));
+        assert_eq!(
+            r.totals.ops + c("packets_lost"),
+            c("packets_sent") + c("echoes_sent")
+        );
+        for op in [
+            "allocate",
+            "create_permission",
+            "channel_bind",
+            "channel",
+            "send",
+            "echo",
+            "jitter",
+        ] {
+            assert!(
+                r.latencies.contains_key(op),
+                "{op} recorded: {:?}",
+                r.latencies.keys()
+            );
+        }
+        assert_eq!(r.latencies["all"].count, r.totals.ops);
+        assert!(r.server.as_ref().and_then(|s| s.cpu_us_per_unit).is_some());
+        assert_eq!(c("released"), 3);
+        // Refreshes (every 500 ms here) were answered with success: no refresh errors.
+        assert!(c("refreshes_confirmed") > 0, "{r:?}");
+        assert!(
+            r.errors.keys().all(|k| k == "lost packets"),
+            "{:?}",
+            r.errors
+        );
+    }
+
+    // A wrong secret ends the run at once with the server's refusal and a partial report.
+    let json = dir.path().join("turn-bad.json");
+    let out = loadtest(&strings(&[
+        "turn",
+        "--target",
+        &target,
+        "--secret",
+        "not-the-secret",
+        "--clients",
+        "2",
+        "--duration",
+        "60s",
+        "--quiet",
+        "--out",
+        json.to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refused the credentials"), "{stderr}");
+    let r = Report::read(&json).expect("partial report written");
+    assert!(r.partial);
+    assert_eq!(r.totals.ops, 0);
+    assert!(r.totals.errors > 0);
 }

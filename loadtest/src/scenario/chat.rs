@@ -29,6 +29,9 @@ const DRAIN: Duration = Duration::from_secs(1);
 const LOGIN_CONCURRENCY: usize = 32;
 /// Marks our message bodies: `lt <sender> <seq> <send time µs>`.
 const BODY_TAG: &str = "lt";
+/// QuickBlox SDKs send this with every chat message that should stay in the history.
+const HISTORY_PARAMS: &str =
+    "<extraParams xmlns='jabber:client'><save_to_history>1</save_to_history></extraParams>";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ChatArgs {
@@ -58,6 +61,10 @@ pub struct ChatArgs {
     /// Authenticated idle connections to hold (server RSS per connection is reported).
     #[arg(long, default_value_t = 0)]
     pub idle: u32,
+    /// Ask the server to keep every message in the dialog history, as QuickBlox SDKs do
+    /// (`<extraParams><save_to_history>1</save_to_history></extraParams>`).
+    #[arg(long)]
+    pub history: bool,
 }
 
 pub async fn run(args: ChatArgs) -> anyhow::Result<Report> {
@@ -82,6 +89,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Report> {
     let live = Live::new(args.common.count);
     let idle = open_idle(&args, addr, &accounts, &live).await;
     let common = args.common.clone();
+    let history = args.history;
     let work = {
         let live = live.clone();
         async move {
@@ -106,6 +114,9 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Report> {
                     let mut plan =
                         Plan::for_user(i, n, &accounts, &rooms, common.rate_per_client());
                     plan.send_from = started + common.ramp_up;
+                    if history {
+                        plan.extra = HISTORY_PARAMS;
+                    }
                     if let Err(e) = chatter(&live, addr, &accounts[i], plan).await {
                         live.error(format!("chat: {e:#}"));
                     }
@@ -140,6 +151,7 @@ fn params(args: &ChatArgs) -> std::collections::BTreeMap<String, serde_json::Val
     let mut p = args.common.params();
     p.insert("room_size".into(), serde_json::json!(args.room_size));
     p.insert("idle".into(), serde_json::json!(args.idle));
+    p.insert("history".into(), serde_json::json!(args.history));
     let source = if args.users.is_some() { "file" } else { "rest" };
     p.insert("credentials".into(), serde_json::json!(source));
     p
@@ -160,6 +172,8 @@ struct Plan {
     peer: Option<String>,
     room: Option<(String, u64)>,
     rate: f64,
+    /// Appended to every message: QuickBlox's `extraParams`, or nothing.
+    extra: &'static str,
 }
 
 impl Plan {
@@ -175,6 +189,7 @@ impl Plan {
             peer,
             room,
             rate,
+            extra: "",
         }
     }
 }
@@ -404,13 +419,17 @@ fn message(live: &Live, plan: &Plan, seq: u64) -> String {
             live.add("messages_sent", 1);
             live.add("deliveries_expected", *members);
             format!(
-                "<message to='{room}' type='groupchat' id='m{seq}'><body>{body}</body></message>"
+                "<message to='{room}' type='groupchat' id='m{seq}'><body>{body}</body>{}</message>",
+                plan.extra
             )
         }
         (None, Some(peer)) => {
             live.add("messages_sent", 1);
             live.add("deliveries_expected", 1);
-            format!("<message to='{peer}' type='chat' id='m{seq}'><body>{body}</body></message>")
+            format!(
+                "<message to='{peer}' type='chat' id='m{seq}'><body>{body}</body>{}</message>",
+                plan.extra
+            )
         }
         (None, None) => String::new(),
     }

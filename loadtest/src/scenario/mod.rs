@@ -4,4 +4,5 @@
 pub mod api;
 pub mod chat;
 pub mod qb;
+pub mod turn;
 pub mod xmpp;
