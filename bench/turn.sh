@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # TURN side by side on loopback: Switchboard's relay vs Debian's coturn `turnserver`, same
-# load from coturn's own turnutils_uclient (UDP, channels, `-c`: no RTCP allocations, which
-# use RESERVATION-TOKEN), each server pinned to core 0, client and echo peer on core 1.
-# Relayed packets = what the client sent plus what came back through the relay; server CPU
-# from /proc/PID/stat before and after.
+# load from coturn's own turnutils_uclient with its defaults (UDP, channels, RTP/RTCP
+# allocation pairs with EVEN-PORT and RESERVATION-TOKEN), each server pinned to core 0,
+# client and echo peer on core 1, ROUNDS alternating runs of each.
 #
-#   bash bench/turn.sh           # Env: CLIENTS (uclient -m, 20), MSGS (-n, 2000), SIZE (-l, 200)
+# Relayed packets = 2 x packets the client got back (each echoed packet crossed the relay
+# twice; a packet lost on the way is not counted, so loss never flatters a server). Server
+# CPU is utime + stime from /proc/PID/stat around each uclient run (allocations included).
+#
+#   bash bench/turn.sh            # Env: CLIENTS (uclient -m, 20), MSGS (-n, 5000), SIZE (-l, 200),
+#                                 #      ROUNDS (3), SB_BIN (target/release/switchboard)
+#   bash bench/turn.sh --readme   # also rewrites the TURN block of README.md's Performance section
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 CLIENTS=${CLIENTS:-20}
-MSGS=${MSGS:-2000}
+MSGS=${MSGS:-5000}
 SIZE=${SIZE:-200}
+ROUNDS=${ROUNDS:-3}
+README=0
+[[ "${1:-}" == "--readme" ]] && README=1
 SECRET=bench-secret
 SB_PORT=13478
 COTURN_PORT=13479
@@ -21,6 +29,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 SB_BIN=${SB_BIN:-$TARGET_DIR/release/switchboard}
 [[ -x "$SB_BIN" ]] || cargo build --release -q -p switchboard
 command -v turnserver >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q coturn >/dev/null
+COTURN_VERSION=$(dpkg-query -W -f='${Version}' coturn | sed 's/-.*//')
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/switchboard-turn-bench.XXXXXX")"
 PIDS=()
 cleanup() {
@@ -30,44 +39,112 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# CPU seconds (utime + stime, USER_HZ 100) of a process.
-cpu_s() { awk '{ sub(/^.*\) /, ""); printf "%.2f\n", ($12 + $13) / 100 }' "/proc/$1/stat"; }
+# CPU ticks (utime + stime, USER_HZ 100) of a process.
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 
 taskset -c 1 turnutils_peer -L 127.0.0.1 -p "$PEER_PORT" >/dev/null 2>&1 &
 PIDS+=($!)
 
-# run NAME PID PORT: one uclient run against the server at PORT, printing a result line.
-run() {
-  local name=$1 pid=$2 port=$3 before after out sent recv lost
-  sleep 1
-  before=$(cpu_s "$pid")
-  out=$(taskset -c 1 turnutils_uclient -c -e 127.0.0.1 -r "$PEER_PORT" -u bench -W "$SECRET" \
-    -m "$CLIENTS" -n "$MSGS" -l "$SIZE" -z 0 -p "$port" 127.0.0.1 2>&1 || true)
-  after=$(cpu_s "$pid")
-  sent=$(grep -o 'tot_send_msgs=[0-9]*' <<<"$out" | tail -1 | cut -d= -f2 || true)
-  recv=$(grep -o 'tot_recv_msgs=[0-9]*' <<<"$out" | tail -1 | cut -d= -f2 || true)
-  lost=$(grep -o 'Total lost packets [0-9]*' <<<"$out" | tail -1 | grep -o '[0-9]*$' || true)
-  [[ -n "$sent" ]] || echo "$name: uclient failed: $(tail -3 <<<"$out")" >&2
-  awk -v n="$name" -v s="${sent:-0}" -v r="${recv:-0}" -v l="${lost:-?}" -v c0="$before" -v c1="$after" 'BEGIN {
-    cpu = c1 - c0; relayed = s + r;
-    printf "%-12s sent %d, received %d, lost %s, relayed %d, server CPU %.2f s, %.0f relayed packets per CPU s, %.2f us CPU per packet\n",
-      n, s, r, l, relayed, cpu, (cpu > 0 ? relayed / cpu : 0), (relayed > 0 ? cpu * 1e6 / relayed : 0) }'
+start_switchboard() {
+  rm -rf "$WORK/sb" && mkdir -p "$WORK/sb"
+  # Port 0 for the HTTP(S) listeners (/metrics is always served): nothing to clash with.
+  taskset -c 0 env RUST_LOG=warn "$SB_BIN" serve --data-dir "$WORK/sb" --roles turn \
+    --http-addr 127.0.0.1:0 --https-addr 127.0.0.1:0 --turn-addr "127.0.0.1:$SB_PORT" --turn-secret "$SECRET" --turn-allow-peers 127.0.0.1/32 \
+    --turn-max-bandwidth 0 --turn-workers 1 --turn-user-quota 1000 >"$WORK/sb/banner.txt" 2>"$WORK/sb/stderr.log" &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  for _ in $(seq 300); do grep -qs '^Switchboard ready' "$WORK/sb/banner.txt" && return; sleep 0.1; done
+  echo "switchboard did not start: $(tail -3 "$WORK/sb/stderr.log")" >&2
+  exit 1
 }
 
-mkdir -p "$WORK/sb"
-taskset -c 0 env RUST_LOG=warn "$SB_BIN" serve --data-dir "$WORK/sb" --roles turn \
-  --turn-addr "127.0.0.1:$SB_PORT" --turn-secret "$SECRET" --turn-allow-peers 127.0.0.1/32 \
-  --turn-max-bandwidth 0 --turn-workers 1 --turn-user-quota 1000 >"$WORK/sb/banner.txt" 2>"$WORK/sb/stderr.log" &
-SB_PID=$!
-PIDS+=("$SB_PID")
-for _ in $(seq 300); do grep -q '^Switchboard ready' "$WORK/sb/banner.txt" && break; sleep 0.1; done
-run switchboard "$SB_PID" "$SB_PORT"
-kill "$SB_PID"
+start_coturn() {
+  taskset -c 0 turnserver -n --no-cli --no-tls --no-dtls --listening-ip 127.0.0.1 \
+    --listening-port "$COTURN_PORT" --relay-ip 127.0.0.1 --use-auth-secret \
+    --static-auth-secret "$SECRET" --realm switchboard --allow-loopback-peers \
+    --no-software-attribute --log-file "$WORK/coturn.log" --simple-log >/dev/null 2>&1 &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  sleep 1
+}
 
-taskset -c 0 turnserver -n --no-cli --no-tls --no-dtls --listening-ip 127.0.0.1 \
-  --listening-port "$COTURN_PORT" --relay-ip 127.0.0.1 --use-auth-secret \
-  --static-auth-secret "$SECRET" --realm switchboard --allow-loopback-peers \
-  --no-software-attribute --log-file "$WORK/coturn.log" --simple-log >/dev/null 2>&1 &
-CO_PID=$!
-PIDS+=("$CO_PID")
-run "coturn $(dpkg-query -W -f='${Version}' coturn)" "$CO_PID" "$COTURN_PORT"
+# run KEY LABEL PORT: one uclient run against the server SERVER_PID at PORT; appends
+# "key received sent ticks" to $WORK/results. uclient picks channel numbers at random and
+# coturn refuses a rare collision (400), so a failed run is retried (twice at most).
+run() {
+  local key=$1 name=$2 port=$3 before after out sent recv try
+  for try in 1 2 3; do
+    before=$(cpu_ticks "$SERVER_PID")
+    out=$(taskset -c 1 turnutils_uclient -e 127.0.0.1 -r "$PEER_PORT" -u bench -W "$SECRET" \
+      -m "$CLIENTS" -n "$MSGS" -l "$SIZE" -z 0 -p "$port" 127.0.0.1 2>&1 || true)
+    after=$(cpu_ticks "$SERVER_PID")
+    sent=$(grep -o 'tot_send_msgs=[0-9]*' <<<"$out" | tail -1 | cut -d= -f2 || true)
+    recv=$(grep -o 'tot_recv_msgs=[0-9]*' <<<"$out" | tail -1 | cut -d= -f2 || true)
+    if [[ -n "$sent" && "$sent" -gt 0 ]]; then
+      echo "$key $recv $sent $((after - before))" >>"$WORK/results"
+      awk -v n="$name" -v s="$sent" -v r="$recv" -v t="$((after - before))" 'BEGIN {
+        printf "%-12s sent %d, echoed %d (lost %.1f %%), server CPU %.2f s, %.2f us per relayed packet\n",
+          n, s, r, (s - r) * 100 / s, t / 100, (r > 0 ? t * 1e4 / (2 * r) : 0) }'
+      return
+    fi
+    echo "$name: uclient failed (try $try): $(grep -i error <<<"$out" | tail -1)" >&2
+  done
+  exit 1
+}
+
+LOAD=$(cut -d' ' -f1 /proc/loadavg)
+echo "TURN: $CLIENTS uclient sessions x $MSGS packets of $SIZE bytes, $ROUNDS rounds; load average $LOAD"
+for _ in $(seq "$ROUNDS"); do
+  start_switchboard
+  run switchboard switchboard "$SB_PORT"
+  kill "$SERVER_PID"
+  wait "$SERVER_PID" 2>/dev/null || true
+  start_coturn
+  run coturn "coturn $COTURN_VERSION" "$COTURN_PORT"
+  kill "$SERVER_PID"
+  wait "$SERVER_PID" 2>/dev/null || true
+done
+
+# Totals over the rounds: relayed packets (2 x echoed) per server CPU second.
+read -r SB_RELAYED SB_TICKS SB_LOST CO_RELAYED CO_TICKS CO_LOST < <(awk '
+  $1 == "switchboard" { sr += 2 * $2; sl += $3 - $2; st += $4 }
+  $1 == "coturn"      { cr += 2 * $2; cl += $3 - $2; ct += $4 }
+  END { print sr, st, sl, cr, ct, cl }' "$WORK/results")
+summary=$(awk -v sr="$SB_RELAYED" -v st="$SB_TICKS" -v sl="$SB_LOST" -v cr="$CO_RELAYED" \
+  -v ct="$CO_TICKS" -v cl="$CO_LOST" -v v="$COTURN_VERSION" 'BEGIN {
+  sp = sr * 100 / st; cp = cr * 100 / ct
+  printf "| | Switchboard | coturn %s |\n|---|---|---|\n", v
+  printf "| relayed packets (lost on the way) | %d (%d) | %d (%d) |\n", sr, sl, cr, cl
+  printf "| server CPU | %.2f s | %.2f s |\n", st / 100, ct / 100
+  printf "| CPU per relayed packet | %.2f µs | %.2f µs |\n", st * 1e4 / sr, ct * 1e4 / cr
+  printf "| relayed packets per server CPU s | %.0f k (%.2f×) | %.0f k |\n", sp / 1000, sp / cp, cp / 1000
+  printf "\nTarget (issue 10): ≥ 2× coturn'"'"'s relayed packets per CPU-second — %s (%.2f×).\n",
+    (sp >= 2 * cp ? "met" : "**not met**"), sp / cp }')
+echo
+echo "$summary"
+
+if [[ $README == 1 ]]; then
+  block="$WORK/turn-block.md"
+  {
+    echo "<!-- bench/turn.sh --readme: generated block, do not edit by hand -->"
+    echo "**TURN** ($(date -u +%Y-%m-%d), load average $LOAD; \`bash bench/turn.sh --readme\`, CLIENTS=$CLIENTS"
+    echo "MSGS=$MSGS SIZE=$SIZE ROUNDS=$ROUNDS: UDP, channels, coturn's \`turnutils_uclient\` with its defaults"
+    echo "(RTP/RTCP pairs with EVEN-PORT and RESERVATION-TOKEN), \`-z 0\`, echoed by \`turnutils_peer\`;"
+    echo "relayed = 2 × echoed, totals over the rounds):"
+    echo
+    echo "$summary"
+  } >"$block"
+  # Replace only the lines between the markers (others edit the README too).
+  python3 - "$ROOT/README.md" "$block" <<'EOF'
+import sys
+path, block = sys.argv[1], open(sys.argv[2]).read()
+text = open(path).read()
+begin, end = "<!-- turn-bench:begin -->", "<!-- turn-bench:end -->"
+if begin not in text or end not in text:
+    sys.exit("README.md has no turn-bench markers")
+head, rest = text.split(begin, 1)
+_, tail = rest.split(end, 1)
+open(path, "w").write(head + begin + "\n" + block + end + tail)
+EOF
+  echo "README.md: TURN block rewritten"
+fi

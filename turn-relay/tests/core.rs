@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use turn_relay::core::allocation::{AllocationId, FiveTuple, Transport};
 use turn_relay::core::auth::{long_term_key, rest_password};
-use turn_relay::core::policy::QuotaLedger;
-use turn_relay::core::server::{BindError, Output, RelaySockets, Server};
+use turn_relay::core::reservation::RESERVATION_LIFETIME;
+use turn_relay::core::server::{BindError, Output, RelaySockets, Server, Shared};
 use turn_relay::core::stun::{attr, channel_data, method, Class, Message, Writer};
+use turn_relay::metrics::ReasonLabels;
 use turn_relay::{PortRange, TurnConfig, TurnMetrics};
 
 const SECRET: &[u8] = b"test-secret";
@@ -17,15 +18,26 @@ const REALM: &str = "switchboard";
 /// Wall-clock seconds at the synthetic start.
 const UNIX0: u64 = 1_800_000_000;
 
+/// Relayed sockets as a map; `taken` ports belong to other processes. One instance may
+/// serve several `Server`s (shards) in a test, as the driver's held sockets do.
 #[derive(Default)]
 struct FakeSockets {
     open: HashMap<AllocationId, SocketAddr>,
+    held: HashSet<SocketAddr>,
     taken: HashSet<u16>,
+}
+
+impl FakeSockets {
+    fn in_use(&self, addr: SocketAddr) -> bool {
+        self.taken.contains(&addr.port())
+            || self.held.contains(&addr)
+            || self.open.values().any(|a| *a == addr)
+    }
 }
 
 impl RelaySockets for FakeSockets {
     fn open(&mut self, id: AllocationId, addr: SocketAddr) -> Result<(), BindError> {
-        if self.taken.contains(&addr.port()) || self.open.values().any(|a| *a == addr) {
+        if self.in_use(addr) {
             return Err(BindError::InUse);
         }
         self.open.insert(id, addr);
@@ -35,10 +47,32 @@ impl RelaySockets for FakeSockets {
     fn close(&mut self, id: AllocationId) {
         self.open.remove(&id);
     }
+
+    fn reserve(&mut self, addr: SocketAddr) -> Result<(), BindError> {
+        if self.in_use(addr) {
+            return Err(BindError::InUse);
+        }
+        self.held.insert(addr);
+        Ok(())
+    }
+
+    fn open_reserved(&mut self, id: AllocationId, addr: SocketAddr) -> Result<(), BindError> {
+        if !self.held.remove(&addr) {
+            return Err(BindError::Failed);
+        }
+        self.open.insert(id, addr);
+        Ok(())
+    }
+
+    fn release(&mut self, addr: SocketAddr) {
+        self.held.remove(&addr);
+    }
 }
 
 struct Harness {
     server: Server,
+    /// The server's metrics (shared handles), to tell drop reasons apart.
+    metrics: TurnMetrics,
     sockets: FakeSockets,
     start: Instant,
     now: Instant,
@@ -81,10 +115,11 @@ impl Harness {
 
     fn with(config: TurnConfig) -> Self {
         let start = Instant::now();
+        let metrics = TurnMetrics::default();
         let server = Server::new(
             &config,
-            QuotaLedger::shared(config.user_quota, config.total_quota),
-            TurnMetrics::default(),
+            Shared::new(&config),
+            metrics.clone(),
             [9; 32],
             3,
             start,
@@ -92,6 +127,7 @@ impl Harness {
         );
         Self {
             server,
+            metrics,
             sockets: FakeSockets::default(),
             start,
             now: start,
@@ -126,7 +162,7 @@ impl Harness {
         sha256: bool,
     ) -> Vec<u8> {
         self.txid += 1;
-        let mut buf = vec![0u8; 1024];
+        let mut buf = vec![0u8; 65_600];
         let mut w = Writer::new(&mut buf, Class::Request, m, [self.txid; 12]);
         for (t, v) in attrs {
             w.attr(*t, v);
@@ -221,6 +257,24 @@ impl Harness {
             .finish()
             .unwrap();
         (attr::XOR_PEER_ADDRESS, buf[24..len].to_vec())
+    }
+}
+
+impl Harness {
+    /// How many datagrams were dropped for `reason` so far.
+    fn dropped(&self, reason: &'static str) -> u64 {
+        self.metrics
+            .dropped_packets
+            .get_or_create(&ReasonLabels { reason })
+            .get()
+    }
+
+    /// Sends `data`, which must be dropped silently for `reason` (RFC 8489 §6.3:
+    /// malformed messages and indications are never answered).
+    fn assert_dropped(&mut self, data: &[u8], reason: &'static str) {
+        let before = self.dropped(reason);
+        assert_eq!(self.send(tuple(4000), data), Output::None, "{reason}");
+        assert_eq!(self.dropped(reason), before + 1, "{reason}");
     }
 }
 
@@ -787,5 +841,359 @@ fn hostile_input_never_panics() {
         .server
         .handle_peer_datagram(h.now, id, peer, &[0; 100], &mut small);
     // The allocation survived all of it.
+    assert_eq!(h.server.allocation_count(), 1);
+}
+
+/// Allocate from `from` with extra attributes (after the 401 round trip); the response.
+fn allocate_with(h: &mut Harness, from: FiveTuple, creds: &mut Creds, extra: &[Attr]) -> Vec<u8> {
+    creds.nonce = h.nonce_for(from);
+    let mut attrs = vec![(attr::REQUESTED_TRANSPORT, vec![17, 0, 0, 0])];
+    attrs.extend_from_slice(extra);
+    let req = h.build(method::ALLOCATE, &attrs, Some(creds), false);
+    h.ask(from, &req)
+}
+
+fn relayed(resp: &[u8]) -> SocketAddr {
+    let m = Message::parse(resp).unwrap();
+    assert_eq!(m.class, Class::Success, "{:?}", error_code(&m));
+    m.xor_address(attr::XOR_RELAYED_ADDRESS).unwrap().unwrap()
+}
+
+fn token_of(resp: &[u8]) -> Option<Vec<u8>> {
+    Message::parse(resp)
+        .unwrap()
+        .get(attr::RESERVATION_TOKEN)
+        .map(<[u8]>::to_vec)
+}
+
+#[test]
+fn even_port_with_r_reserves_the_next_port_for_a_token() {
+    let mut h = Harness::new();
+    let mut alice = h.rest_creds("alice", 3600);
+    let even_r = (attr::EVEN_PORT, vec![0x80]);
+    let rtp = allocate_with(
+        &mut h,
+        tuple(4000),
+        &mut alice,
+        std::slice::from_ref(&even_r),
+    );
+    let rtp_relay = relayed(&rtp);
+    assert_eq!(rtp_relay.port() % 2, 0, "{rtp_relay}");
+    let token = token_of(&rtp).expect("RESERVATION-TOKEN in the success");
+    assert_eq!(token.len(), 8);
+    let next = SocketAddr::new(rtp_relay.ip(), rtp_relay.port() + 1);
+    assert_eq!(h.sockets.held, HashSet::from([next]));
+    // A retransmission gets the same answer, token included, and reserves nothing more.
+    let retransmit = {
+        let m = Message::parse(&rtp).unwrap();
+        let attrs = [(attr::REQUESTED_TRANSPORT, vec![17, 0, 0, 0]), even_r];
+        let mut buf = vec![0u8; 1024];
+        let mut w = Writer::new(&mut buf, Class::Request, method::ALLOCATE, m.transaction_id);
+        for (t, v) in &attrs {
+            w.attr(*t, v);
+        }
+        let key = long_term_key(&alice.username, REALM, &alice.password);
+        w.attr(attr::USERNAME, alice.username.as_bytes())
+            .attr(attr::REALM, REALM.as_bytes())
+            .attr(attr::NONCE, &alice.nonce)
+            .sync()
+            .integrity(&key, false);
+        let len = w.finish().unwrap();
+        h.ask(tuple(4000), &buf[..len])
+    };
+    assert_eq!(relayed(&retransmit), rtp_relay);
+    assert_eq!(token_of(&retransmit), Some(token.clone()));
+    assert_eq!(h.sockets.held.len(), 1);
+    // Another 5-tuple (the RTCP socket) claims the held port with the token.
+    let rt = (attr::RESERVATION_TOKEN, token.clone());
+    let rtcp = allocate_with(&mut h, tuple(4001), &mut alice, std::slice::from_ref(&rt));
+    assert_eq!(relayed(&rtcp), next);
+    assert_eq!(token_of(&rtcp), None);
+    assert!(h.sockets.held.is_empty());
+    assert_eq!(h.server.allocation_count(), 2);
+    // A token works once.
+    let mut bob = h.rest_creds("bob", 3600);
+    let again = allocate_with(&mut h, tuple(4002), &mut bob, &[rt]);
+    assert_eq!(error_code(&Message::parse(&again).unwrap()), Some(508));
+    // Without R: an even port, no token, nothing held.
+    let plain = allocate_with(&mut h, tuple(4003), &mut bob, &[(attr::EVEN_PORT, vec![0])]);
+    assert_eq!(relayed(&plain).port() % 2, 0);
+    assert_eq!(token_of(&plain), None);
+    assert!(h.sockets.held.is_empty());
+}
+
+#[test]
+fn reservations_expire_after_30_seconds_and_skip_taken_ports() {
+    let mut h = Harness::new();
+    // Only 50008/50009 is a free even/odd pair; 50009 is the top of the range.
+    h.sockets.taken.extend([50001, 50003, 50005, 50007]);
+    let mut alice = h.rest_creds("alice", 3600);
+    let rtp = allocate_with(
+        &mut h,
+        tuple(4000),
+        &mut alice,
+        &[(attr::EVEN_PORT, vec![0x80])],
+    );
+    assert_eq!(relayed(&rtp).port(), 50008);
+    let token = token_of(&rtp).unwrap();
+    assert_eq!(
+        h.sockets.held,
+        HashSet::from(["192.0.2.100:50009".parse().unwrap()])
+    );
+    // The held port is released when the reservation expires, and the token is void.
+    h.advance(RESERVATION_LIFETIME - Duration::from_secs(1));
+    assert_eq!(h.sockets.held.len(), 1);
+    h.advance(Duration::from_secs(1));
+    assert!(h.sockets.held.is_empty());
+    let late = allocate_with(
+        &mut h,
+        tuple(4001),
+        &mut alice,
+        &[(attr::RESERVATION_TOKEN, token)],
+    );
+    assert_eq!(error_code(&Message::parse(&late).unwrap()), Some(508));
+    // No pair left at all: 508, and the even port tried was given back.
+    h.sockets.taken.insert(50009);
+    let mut bob = h.rest_creds("bob", 3600);
+    let full = allocate_with(
+        &mut h,
+        tuple(4002),
+        &mut bob,
+        &[(attr::EVEN_PORT, vec![0x80])],
+    );
+    assert_eq!(error_code(&Message::parse(&full).unwrap()), Some(508));
+    assert_eq!(h.sockets.open.len(), 1);
+    assert!(h.sockets.held.is_empty());
+}
+
+#[test]
+fn a_token_is_claimed_on_another_shard() {
+    let mut h = Harness::new();
+    let config = config();
+    let shared = Shared::new(&config);
+    // Two shards of one process: one shared table, one set of held sockets.
+    let mut first = Server::new(
+        &config,
+        shared.clone(),
+        TurnMetrics::default(),
+        [9; 32],
+        3,
+        h.start,
+        UNIX0,
+    );
+    let second = Server::new(
+        &config,
+        shared,
+        TurnMetrics::default(),
+        [9; 32],
+        4,
+        h.start,
+        UNIX0,
+    );
+    let mut alice = h.rest_creds("alice", 3600);
+    std::mem::swap(&mut h.server, &mut first);
+    let rtp = allocate_with(
+        &mut h,
+        tuple(4000),
+        &mut alice,
+        &[(attr::EVEN_PORT, vec![0x80])],
+    );
+    let token = token_of(&rtp).unwrap();
+    h.server = second;
+    let rtcp = allocate_with(
+        &mut h,
+        tuple(4001),
+        &mut alice,
+        &[(attr::RESERVATION_TOKEN, token)],
+    );
+    assert_eq!(relayed(&rtcp).port(), relayed(&rtp).port() + 1);
+    assert!(h.sockets.held.is_empty());
+}
+
+#[test]
+fn even_port_and_reservation_token_errors() {
+    let mut h = Harness::new();
+    let mut alice = h.rest_creds("alice", 3600);
+    let cases: Vec<(Vec<Attr>, u16)> = vec![
+        // RFC 8656 §7.2: both at once, or a token with an address family, is a 400.
+        (
+            vec![
+                (attr::EVEN_PORT, vec![0x80]),
+                (attr::RESERVATION_TOKEN, vec![1; 8]),
+            ],
+            400,
+        ),
+        (
+            vec![
+                (attr::RESERVATION_TOKEN, vec![1; 8]),
+                (attr::REQUESTED_ADDRESS_FAMILY, vec![1, 0, 0, 0]),
+            ],
+            400,
+        ),
+        (vec![(attr::RESERVATION_TOKEN, vec![1; 4])], 400),
+        (vec![(attr::EVEN_PORT, vec![])], 400),
+        // Unknown token: 508.
+        (vec![(attr::RESERVATION_TOKEN, vec![1; 8])], 508),
+    ];
+    for (attrs, want) in cases {
+        let resp = allocate_with(&mut h, tuple(4000), &mut alice, &attrs);
+        assert_eq!(
+            error_code(&Message::parse(&resp).unwrap()),
+            Some(want),
+            "{attrs:?}"
+        );
+    }
+    assert_eq!(h.server.allocation_count(), 0);
+    assert!(h.sockets.open.is_empty() && h.sockets.held.is_empty());
+}
+
+#[test]
+fn bad_input_gets_the_rfc_answer_or_a_counted_drop() {
+    let mut h = Harness::new();
+    let mut creds = h.rest_creds("alice", 3600);
+    h.allocate(tuple(4000), &mut creds);
+    let peer: SocketAddr = PEER.parse().unwrap();
+    let pa = h.peer_attr(peer);
+    assert_eq!(
+        h.request_code(tuple(4000), method::CREATE_PERMISSION, &[pa], &creds),
+        None
+    );
+    let binding = h.build(method::BINDING, &[], None, false);
+
+    // Truncated STUN (the header promises more than arrived) and trailing bytes: dropped.
+    h.assert_dropped(&binding[..binding.len() - 4], "malformed");
+    let mut long = binding.clone();
+    long.extend_from_slice(&[0; 4]);
+    h.assert_dropped(&long, "malformed");
+    // An attribute running past the message, a MESSAGE-INTEGRITY of the wrong size, a
+    // wrong FINGERPRINT: malformed, dropped.
+    let mut past = binding.clone();
+    past[22..24].copy_from_slice(&64u16.to_be_bytes());
+    h.assert_dropped(&past, "malformed");
+    let mut bad_mi = vec![0u8; 64];
+    let len = Writer::new(&mut bad_mi, Class::Request, method::ALLOCATE, [7; 12])
+        .attr(attr::MESSAGE_INTEGRITY, &[0; 10])
+        .finish()
+        .unwrap();
+    h.assert_dropped(&bad_mi[..len], "malformed");
+    let mut bad_fp = binding.clone();
+    *bad_fp.last_mut().unwrap() ^= 0xFF;
+    h.assert_dropped(&bad_fp, "malformed");
+    // Neither STUN nor ChannelData (first byte 0x80..), and a ChannelData header whose
+    // length runs past the datagram.
+    h.assert_dropped(&[0x80, 0, 0, 4, 1, 2, 3, 4], "not_turn");
+    h.assert_dropped(&[0x40, 0x00, 0x00, 0x08, 1, 2], "malformed");
+    // A response class from a client is not for a server.
+    let mut response = vec![0u8; 32];
+    let len = Writer::new(&mut response, Class::Success, method::BINDING, [8; 12])
+        .finish()
+        .unwrap();
+    h.assert_dropped(&response[..len], "unexpected_message");
+
+    // Oversized but well-formed: a 64 kB Binding request is answered normally, and with
+    // an unknown comprehension-required attribute it gets 420 listing it.
+    let big = h.build(
+        method::BINDING,
+        &[(attr::SOFTWARE, vec![b'x'; 65_000])],
+        None,
+        false,
+    );
+    let m = h.ask(tuple(4000), &big);
+    assert_eq!(Message::parse(&m).unwrap().class, Class::Success);
+    let unknown = h.build(method::BINDING, &[(0x7FF0, vec![1; 60_000])], None, false);
+    let m = h.ask(tuple(4000), &unknown);
+    let m = Message::parse(&m).unwrap();
+    assert_eq!(error_code(&m), Some(420));
+    assert_eq!(m.get(attr::UNKNOWN_ATTRIBUTES), Some(&[0x7F, 0xF0][..]));
+
+    // Bad attribute values in authenticated requests: 400.
+    let bad_family = (attr::XOR_PEER_ADDRESS, vec![0, 3, 0, 1, 1, 2, 3, 4]);
+    assert_eq!(
+        h.request_code(
+            tuple(4000),
+            method::CREATE_PERMISSION,
+            &[bad_family],
+            &creds
+        ),
+        Some(400)
+    );
+    let short_channel = (attr::CHANNEL_NUMBER, vec![0x40, 0x00]);
+    let pa = h.peer_attr(peer);
+    assert_eq!(
+        h.request_code(
+            tuple(4000),
+            method::CHANNEL_BIND,
+            &[short_channel, pa],
+            &creds
+        ),
+        Some(400)
+    );
+    // USERNAME that is not UTF-8.
+    let req = {
+        h.txid += 1;
+        let mut buf = vec![0u8; 256];
+        let len = Writer::new(&mut buf, Class::Request, method::REFRESH, [h.txid; 12])
+            .attr(attr::USERNAME, &[0xE9, 0xFF])
+            .attr(attr::REALM, REALM.as_bytes())
+            .attr(attr::NONCE, &creds.nonce)
+            .sync()
+            .integrity(b"key", false)
+            .finish()
+            .unwrap();
+        buf.truncate(len);
+        buf
+    };
+    assert_eq!(
+        error_code(&Message::parse(&h.ask(tuple(4000), &req)).unwrap()),
+        Some(400)
+    );
+
+    // ChannelData for a channel never bound, and from a 5-tuple without an allocation.
+    let mut frame = [0u8; 16];
+    let n = channel_data::write(&mut frame, 0x4ABC, b"data", false).unwrap();
+    h.assert_dropped(&frame[..n], "unbound_channel");
+    let before = h.dropped("no_allocation");
+    assert_eq!(h.send(tuple(4999), &frame[..n]), Output::None);
+    assert_eq!(h.dropped("no_allocation"), before + 1);
+
+    // Denied peers: a permission or channel for one is 403; a Send indication to one
+    // (no permission can exist) or to our own listener is dropped without an answer.
+    for denied in ["10.0.0.1:5000", "127.0.0.1:3478"] {
+        let denied: SocketAddr = denied.parse().unwrap();
+        let pa = h.peer_attr(denied);
+        assert_eq!(
+            h.request_code(
+                tuple(4000),
+                method::CHANNEL_BIND,
+                &[channel_attr(0x4100), pa],
+                &creds
+            ),
+            Some(403),
+            "{denied}"
+        );
+    }
+    let send_to = |h: &mut Harness, to: SocketAddr| {
+        h.txid += 1;
+        let mut buf = vec![0u8; 128];
+        let len = Writer::new(&mut buf, Class::Indication, method::SEND, [h.txid; 12])
+            .xor_address(attr::XOR_PEER_ADDRESS, to)
+            .attr(attr::DATA, b"x")
+            .finish()
+            .unwrap();
+        buf.truncate(len);
+        buf
+    };
+    let to_private = send_to(&mut h, "10.0.0.1:5000".parse().unwrap());
+    h.assert_dropped(&to_private, "no_permission");
+    let to_listener = send_to(&mut h, "192.0.2.100:3478".parse().unwrap());
+    h.assert_dropped(&to_listener, "forbidden_peer");
+    // A Send indication without DATA is malformed: dropped, never answered.
+    h.txid += 1;
+    let mut buf = vec![0u8; 128];
+    let len = Writer::new(&mut buf, Class::Indication, method::SEND, [h.txid; 12])
+        .xor_address(attr::XOR_PEER_ADDRESS, peer)
+        .finish()
+        .unwrap();
+    h.assert_dropped(&buf[..len], "malformed");
     assert_eq!(h.server.allocation_count(), 1);
 }

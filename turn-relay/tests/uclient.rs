@@ -3,6 +3,10 @@
 //! loopback, which this test's config explicitly allows), with zero loss at a modest
 //! rate; the same run with a wrong secret is refused. Never starts coturn's server.
 //!
+//! uclient runs with its defaults: each client pair allocates an RTP port with EVEN-PORT
+//! (R bit) and an RTCP port from another socket with the RESERVATION-TOKEN it got, over
+//! two relay shards (the RTCP socket may hash to the other one).
+//!
 //! The tools come from Debian's `coturn` package (scripts/test.sh installs it). Without
 //! them the tests are skipped locally and fail under `CI=true`.
 
@@ -141,7 +145,6 @@ fn uclient(binary: &PathBuf, relay: SocketAddr, peer: u16, secret: &str, extra: 
     let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     args.extend(
         [
-            "-c", // no RTCP allocations (they use RESERVATION-TOKEN, which we do not keep)
             "-e",
             "127.0.0.1",
             "-r",

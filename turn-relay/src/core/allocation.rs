@@ -89,6 +89,9 @@ pub struct Allocation {
     pub expires: Instant,
     /// The Allocate transaction, so a retransmission gets the same success (§7.2).
     pub allocate_transaction: [u8; 12],
+    /// The RESERVATION-TOKEN its Allocate success carried (EVEN-PORT with R), for a
+    /// retransmission's answer.
+    pub reservation_token: Option<[u8; 8]>,
     permissions: Vec<Permission>,
     channels: Vec<Channel>,
     limits: AllocationLimits,
@@ -117,6 +120,7 @@ impl Allocation {
             key,
             expires: now + lifetime,
             allocate_transaction,
+            reservation_token: None,
             permissions: Vec::new(),
             channels: Vec::new(),
             limits,

@@ -5,5 +5,6 @@ pub mod allocation;
 pub mod auth;
 pub mod error;
 pub mod policy;
+pub mod reservation;
 pub mod server;
 pub mod stun;

@@ -13,7 +13,8 @@
 //!   (for REST credential expiry and nonces) are derived from the epoch given to
 //!   [`Server::new`], so tests step one clock and both move.
 //! - Relayed sockets are opened and closed through [`RelaySockets`], which the driver
-//!   implements with real UDP sockets and tests with a map.
+//!   implements with real UDP sockets and tests with a map; so are the ports held for a
+//!   RESERVATION-TOKEN (EVEN-PORT with the R bit), shared by all shards ([`Shared`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -23,7 +24,8 @@ use std::time::{Duration, Instant};
 use super::allocation::{Allocation, AllocationId, AllocationLimits, FiveTuple};
 use super::auth::{Authenticator, Credential};
 use super::error::RequestError;
-use super::policy::{PeerPolicy, RateLimiter, SharedQuotas};
+use super::policy::{PeerPolicy, QuotaLedger, RateLimiter, SharedQuotas};
+use super::reservation::{Reservations, SharedReservations, Token, RESERVATION_LIFETIME};
 use super::stun::{attr, channel_data, looks_like_stun, method, Class, Integrity, Message, Writer};
 use crate::config::{PortRange, TurnConfig};
 use crate::metrics::{ReasonLabels, TransportLabels, TurnMetrics};
@@ -51,8 +53,34 @@ pub enum BindError {
 
 /// The driver's relayed sockets, opened and closed on the core's behalf.
 pub trait RelaySockets {
+    /// Binds `addr` as allocation `id`'s relayed socket.
     fn open(&mut self, id: AllocationId, addr: SocketAddr) -> Result<(), BindError>;
     fn close(&mut self, id: AllocationId);
+    /// Binds `addr` and holds it, unused, for a later [`RelaySockets::open_reserved`]
+    /// (possibly on another shard).
+    fn reserve(&mut self, addr: SocketAddr) -> Result<(), BindError>;
+    /// Makes the socket held at `addr` allocation `id`'s relayed socket.
+    fn open_reserved(&mut self, id: AllocationId, addr: SocketAddr) -> Result<(), BindError>;
+    /// Closes the socket held at `addr`.
+    fn release(&mut self, addr: SocketAddr);
+}
+
+/// State the shards of one process share, each part touched per Allocate or timer sweep,
+/// never per packet.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub quotas: SharedQuotas,
+    pub reservations: SharedReservations,
+}
+
+impl Shared {
+    pub fn new(config: &TurnConfig) -> Self {
+        Self {
+            quotas: QuotaLedger::shared(config.user_quota, config.total_quota),
+            // Each reservation needs an Allocate, so the allocation cap bounds them too.
+            reservations: Reservations::shared(config.total_quota as usize),
+        }
+    }
 }
 
 /// The outcome of a datagram from a client.
@@ -98,6 +126,7 @@ enum Success {
         relay: SocketAddr,
         lifetime: u32,
         mapped: SocketAddr,
+        token: Option<Token>,
     },
     Refresh {
         lifetime: u32,
@@ -114,6 +143,11 @@ pub struct Server {
     auth: Authenticator,
     policy: PeerPolicy,
     quotas: SharedQuotas,
+    reservations: SharedReservations,
+    /// Keys the RESERVATION-TOKENs this shard draws (unguessable, so another client
+    /// cannot claim the port).
+    token_key: [u8; 32],
+    token_counter: u64,
     limiter: RateLimiter,
     metrics: TurnMetrics,
     relay_ports: PortRange,
@@ -137,7 +171,7 @@ impl Server {
     /// `nonce_key` and `seed` must be random per process (the driver draws them).
     pub fn new(
         config: &TurnConfig,
-        quotas: SharedQuotas,
+        shared: Shared,
         metrics: TurnMetrics,
         nonce_key: [u8; 32],
         seed: u64,
@@ -167,7 +201,10 @@ impl Server {
                 own_ips,
                 listener_ports,
             },
-            quotas,
+            quotas: shared.quotas,
+            reservations: shared.reservations,
+            token_key: nonce_key,
+            token_counter: seed,
             limiter: RateLimiter::new(config.unauth_rate, config.unauth_burst, LIMITER_SOURCES),
             metrics,
             relay_ports: config.relay_ports,
@@ -333,7 +370,15 @@ impl Server {
         if self.next_deadline.is_none_or(|d| d > now) {
             return;
         }
-        let mut next: Option<Instant> = None;
+        // Any shard may sweep the shared table: the held sockets are the driver's, shared
+        // too. The earliest reservation left keeps this shard's timer armed.
+        let (gone, mut next) = match self.reservations.lock() {
+            Ok(mut table) => (table.expire(now), table.next_expiry()),
+            Err(_) => (Vec::new(), None),
+        };
+        for addr in gone {
+            sockets.release(addr);
+        }
         let mut expired = Vec::new();
         let (mut perms, mut chans) = (0, 0);
         for (index, slot) in self.slots.iter_mut().enumerate() {
@@ -609,6 +654,7 @@ impl Server {
                     relay: a.relay,
                     lifetime: left,
                     mapped: five_tuple.client,
+                    token: a.reservation_token,
                 });
             }
             return Err(RequestError::AllocationMismatch);
@@ -626,14 +672,26 @@ impl Server {
         if msg.get(attr::DONT_FRAGMENT).is_some() {
             return Err(RequestError::UnknownAttribute(attr::DONT_FRAGMENT));
         }
-        let even = msg.get(attr::EVEN_PORT).is_some();
-        if msg.get(attr::RESERVATION_TOKEN).is_some() {
-            // No reservations are kept, so no token can be honoured.
-            return Err(if even {
-                RequestError::BadRequest("EVEN-PORT with RESERVATION-TOKEN")
-            } else {
-                RequestError::InsufficientCapacity
-            });
+        // RFC 8656 §14.6: one byte, its top bit R asks to reserve the next port too.
+        let even = match msg.get(attr::EVEN_PORT) {
+            None => None,
+            Some([flags, ..]) => Some(Reserve(flags & 0x80 != 0)),
+            Some([]) => return Err(RequestError::BadRequest("EVEN-PORT malformed")),
+        };
+        let token = match msg.get(attr::RESERVATION_TOKEN) {
+            None => None,
+            Some(v) => Some(
+                Token::try_from(v)
+                    .map_err(|_| RequestError::BadRequest("RESERVATION-TOKEN malformed"))?,
+            ),
+        };
+        if token.is_some() && even.is_some() {
+            return Err(RequestError::BadRequest("EVEN-PORT with RESERVATION-TOKEN"));
+        }
+        if token.is_some() && msg.get(attr::REQUESTED_ADDRESS_FAMILY).is_some() {
+            return Err(RequestError::BadRequest(
+                "REQUESTED-ADDRESS-FAMILY with RESERVATION-TOKEN",
+            ));
         }
         let relay_ip = self.relay_ip.unwrap_or(five_tuple.server.ip());
         if let Some(family) = msg.get(attr::REQUESTED_ADDRESS_FAMILY) {
@@ -652,8 +710,12 @@ impl Server {
             .map_err(|_| RequestError::ServerError)?
             .try_acquire(&credential.quota_user)?;
         let id = self.reserve_slot();
-        let relay = match self.bind_port(id, relay_ip, even, sockets) {
-            Ok(relay) => relay,
+        let bound = match token {
+            Some(token) => self.claim_reservation(now, id, &token, sockets),
+            None => self.bind_port(now, id, relay_ip, even, sockets),
+        };
+        let (relay, token) = match bound {
+            Ok(bound) => bound,
             Err(e) => {
                 self.release_slot(id);
                 if let Ok(mut q) = self.quotas.lock() {
@@ -673,6 +735,8 @@ impl Server {
             msg.transaction_id,
             self.limits,
         );
+        let mut allocation = allocation;
+        allocation.reservation_token = token;
         self.slots[id.slot as usize].allocation = Some(allocation);
         self.by_tuple.insert(five_tuple, id);
         self.schedule(now + lifetime);
@@ -688,6 +752,7 @@ impl Server {
             relay,
             lifetime: lifetime.as_secs() as u32,
             mapped: five_tuple.client,
+            token,
         })
     }
 
@@ -836,29 +901,110 @@ impl Server {
         self.free.push(id.slot);
     }
 
+    /// Binds a relayed port from the range; with EVEN-PORT an even one, and with its R
+    /// bit also reserves the next port, returning the token that claims it.
     fn bind_port(
         &mut self,
+        now: Instant,
         id: AllocationId,
         ip: IpAddr,
-        even: bool,
+        even: Option<Reserve>,
         sockets: &mut dyn RelaySockets,
-    ) -> Result<SocketAddr, RequestError> {
+    ) -> Result<(SocketAddr, Option<Token>), RequestError> {
+        let reserve = matches!(even, Some(Reserve(true)));
+        if reserve && !self.reservations_have_room() {
+            return Err(RequestError::InsufficientCapacity);
+        }
         let range = self.relay_ports;
         let len = range.len();
         for _ in 0..len.min(PORT_ATTEMPTS) {
             let port = (u32::from(range.min) + self.port_cursor % len) as u16;
             self.port_cursor = (self.port_cursor + 1) % len;
-            if even && port % 2 == 1 {
+            if (even.is_some() && port % 2 == 1) || (reserve && port == range.max) {
                 continue;
             }
             let addr = SocketAddr::new(ip, port);
             match sockets.open(id, addr) {
-                Ok(()) => return Ok(addr),
+                Ok(()) => {}
                 Err(BindError::InUse) => continue,
                 Err(BindError::Failed) => break,
             }
+            if !reserve {
+                return Ok((addr, None));
+            }
+            let next = SocketAddr::new(ip, port + 1);
+            match sockets.reserve(next) {
+                Ok(()) => {}
+                Err(e) => {
+                    sockets.close(id);
+                    match e {
+                        BindError::InUse => continue,
+                        BindError::Failed => break,
+                    }
+                }
+            }
+            match self.record_reservation(now, next) {
+                Some(token) => return Ok((addr, Some(token))),
+                None => {
+                    sockets.release(next);
+                    sockets.close(id);
+                    break;
+                }
+            }
         }
         Err(RequestError::InsufficientCapacity)
+    }
+
+    fn reservations_have_room(&self) -> bool {
+        self.reservations.lock().is_ok_and(|r| r.has_room())
+    }
+
+    /// Draws a token for the port held at `addr` and records it; `None` if the table is
+    /// full.
+    fn record_reservation(&mut self, now: Instant, addr: SocketAddr) -> Option<Token> {
+        let mut table = self.reservations.lock().ok()?;
+        // A drawn token is taken only by a collision with another shard's: draw again.
+        for _ in 0..4 {
+            self.token_counter = self.token_counter.wrapping_add(1);
+            let token = reservation_token(&self.token_key, self.token_counter);
+            if table.insert(token, addr, now + RESERVATION_LIFETIME) {
+                drop(table);
+                self.schedule(now + RESERVATION_LIFETIME);
+                return Some(token);
+            }
+            if !table.has_room() {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// RFC 8656 §7.2: the port a RESERVATION-TOKEN holds, or 508 if the token is unknown,
+    /// used or expired.
+    fn claim_reservation(
+        &mut self,
+        now: Instant,
+        id: AllocationId,
+        token: &Token,
+        sockets: &mut dyn RelaySockets,
+    ) -> Result<(SocketAddr, Option<Token>), RequestError> {
+        let taken = self
+            .reservations
+            .lock()
+            .map_err(|_| RequestError::ServerError)?
+            .take(token, now);
+        match taken {
+            Ok(addr) => match sockets.open_reserved(id, addr) {
+                Ok(()) => Ok((addr, None)),
+                Err(_) => Err(RequestError::InsufficientCapacity),
+            },
+            Err(expired) => {
+                if let Some(addr) = expired {
+                    sockets.release(addr);
+                }
+                Err(RequestError::InsufficientCapacity)
+            }
+        }
     }
 
     fn remove(&mut self, id: AllocationId, sockets: &mut dyn RelaySockets) {
@@ -917,10 +1063,14 @@ impl Server {
                 relay,
                 lifetime,
                 mapped,
+                token,
             }) => {
                 w.xor_address(attr::XOR_RELAYED_ADDRESS, relay)
                     .u32(attr::LIFETIME, lifetime)
                     .xor_address(attr::XOR_MAPPED_ADDRESS, mapped);
+                if let Some(token) = token {
+                    w.attr(attr::RESERVATION_TOKEN, &token);
+                }
             }
             Ok(Success::Refresh { lifetime }) => {
                 w.u32(attr::LIFETIME, lifetime);
@@ -959,6 +1109,23 @@ impl Server {
             }
         }
     }
+}
+
+/// EVEN-PORT's R bit: reserve the next port too.
+#[derive(Debug, Clone, Copy)]
+struct Reserve(bool);
+
+/// A RESERVATION-TOKEN: the first 8 bytes of HMAC-SHA256(key, label, counter).
+fn reservation_token(key: &[u8; 32], counter: u64) -> Token {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    mac.update(b"switchboard reservation token");
+    mac.update(&counter.to_be_bytes());
+    let digest = mac.finalize().into_bytes();
+    let mut token = [0; 8];
+    token.copy_from_slice(&digest[..8]);
+    token
 }
 
 fn bad_attr() -> RequestError {

@@ -5,8 +5,9 @@
 //! before it returns), then starts `workers` shard threads. Each shard has its own
 //! `SO_REUSEPORT` UDP listener, TCP listener and (if configured) TLS listener on the
 //! shared ports, one core [`Server`], and the relayed sockets of the allocations it made;
-//! the kernel's 4-tuple hash keeps a client on one shard. Quotas are the only state the
-//! shards share (touched per Allocate, never per packet).
+//! the kernel's 4-tuple hash keeps a client on one shard. Quotas and reserved ports
+//! (EVEN-PORT/RESERVATION-TOKEN, claimed from any 5-tuple) are the only state the shards
+//! share (touched per Allocate, never per packet).
 
 pub(crate) mod shard;
 pub(crate) mod tcp;
@@ -21,8 +22,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 use crate::config::TurnConfig;
-use crate::core::policy::QuotaLedger;
-use crate::core::server::Server;
+use crate::core::server::{Server, Shared};
 use crate::metrics::TurnMetrics;
 
 /// A running relay: its bound addresses and its shard threads.
@@ -64,7 +64,8 @@ impl TurnServer {
         if let (Some(tls), Some(addr)) = (config.tls.as_mut(), tls_addr) {
             tls.addr = addr;
         }
-        let quotas = QuotaLedger::shared(config.user_quota, config.total_quota);
+        let shared = Shared::new(&config);
+        let held = shard::HeldSockets::default();
         let nonce_key: [u8; 32] = rand::random();
         let start = Instant::now();
         let unix = SystemTime::now()
@@ -75,7 +76,7 @@ impl TurnServer {
         for (index, s) in sockets.into_iter().enumerate() {
             let server = Server::new(
                 &config,
-                quotas.clone(),
+                shared.clone(),
                 metrics.clone(),
                 nonce_key,
                 rand::random(),
@@ -83,6 +84,7 @@ impl TurnServer {
                 unix,
             );
             let metrics = metrics.clone();
+            let held = held.clone();
             let stopped = stopped.clone();
             let acceptor = acceptor.clone();
             let listen = udp_addr;
@@ -108,7 +110,7 @@ impl TurnServer {
                                 return;
                             }
                         };
-                        let shard = shard::Shard::new(server, listener, listen, metrics);
+                        let shard = shard::Shard::new(server, listener, listen, held, metrics);
                         let tls = s.tls.zip(acceptor);
                         shard::run(shard, Some(s.tcp), tls, stopped).await;
                     });

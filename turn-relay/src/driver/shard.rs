@@ -8,12 +8,13 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
 use tokio::task::AbortHandle;
 
-use super::udp::{self, RecvBuffers, UdpIo, OUT_BUF};
+use super::udp::{self, Datagrams, Outbox, RecvBuffers, Source, UdpIo, OUT_BUF};
 use crate::core::allocation::{AllocationId, FiveTuple, Transport};
 use crate::core::server::{BindError, Output, RelaySockets, Server};
 use crate::metrics::TurnMetrics;
@@ -35,6 +36,12 @@ pub(crate) struct StreamOut {
     pub ready: Notify,
 }
 
+/// Relayed ports held for a RESERVATION-TOKEN: bound (so nothing else takes them) but
+/// unread until an Allocate on any shard claims them. Locked per Allocate and per
+/// reservation expiry only.
+#[derive(Clone, Default)]
+pub(crate) struct HeldSockets(Arc<Mutex<HashMap<SocketAddr, std::net::UdpSocket>>>);
+
 struct RelayEntry {
     id: AllocationId,
     io: Rc<UdpIo>,
@@ -46,9 +53,12 @@ pub(crate) struct Shard {
     pub listener: UdpIo,
     pub listen: SocketAddr,
     relays: RefCell<Vec<Option<RelayEntry>>>,
+    held: HeldSockets,
     pub streams: RefCell<HashMap<SocketAddr, Rc<StreamOut>>>,
     bufs: RefCell<RecvBuffers>,
     pub out: RefCell<Vec<u8>>,
+    /// UDP datagrams of the batch in progress, sent by [`Shard::flush`].
+    outbox: RefCell<Outbox>,
     pub metrics: TurnMetrics,
 }
 
@@ -57,6 +67,7 @@ impl Shard {
         server: Server,
         listener: UdpIo,
         listen: SocketAddr,
+        held: HeldSockets,
         metrics: TurnMetrics,
     ) -> Rc<Self> {
         Rc::new(Self {
@@ -64,33 +75,37 @@ impl Shard {
             listener,
             listen,
             relays: RefCell::new(Vec::new()),
+            held,
             streams: RefCell::new(HashMap::new()),
             bufs: RefCell::new(RecvBuffers::new()),
             out: RefCell::new(vec![0; OUT_BUF]),
+            outbox: RefCell::new(Outbox::new()),
             metrics,
         })
     }
 
-    /// Sends a relayed payload from allocation `id`'s socket to `peer`.
+    /// Queues a relayed payload to leave allocation `id`'s socket for `peer`.
     pub fn send_to_peer(&self, id: AllocationId, peer: SocketAddr, payload: &[u8]) {
-        let relays = self.relays.borrow();
-        let entry = relays
-            .get(id.slot as usize)
-            .and_then(Option::as_ref)
-            .filter(|e| e.id == id);
-        match entry {
-            Some(e) if e.io.send(peer, None, payload) => {}
-            _ => self.metrics.dropped("send_failed"),
-        }
+        self.outbox
+            .borrow_mut()
+            .push(Source::Relay(id), peer, None, payload, &mut |d| {
+                self.transmit(d)
+            });
     }
 
-    /// Sends a framed packet to a client over whatever transport it came on.
+    /// Sends a framed packet to a client over whatever transport it came on (UDP: queued
+    /// until the batch ends).
     pub fn send_to_client(&self, to: &FiveTuple, bytes: &[u8]) {
         match to.transport {
             Transport::Udp => {
-                if !self.listener.send(to.client, Some(to.server.ip()), bytes) {
-                    self.metrics.dropped("send_failed");
-                }
+                let src_ip = Some(to.server.ip());
+                self.outbox.borrow_mut().push(
+                    Source::Listener,
+                    to.client,
+                    src_ip,
+                    bytes,
+                    &mut |d| self.transmit(d),
+                );
             }
             Transport::Tcp | Transport::Tls => {
                 let streams = self.streams.borrow();
@@ -108,7 +123,39 @@ impl Shard {
         }
     }
 
-    /// Feeds one client datagram (or stream frame) to the core and carries out its output.
+    /// Sends everything queued: call once a batch of input has been handled.
+    pub fn flush(&self) {
+        self.outbox.borrow_mut().flush(&mut |d| self.transmit(d));
+    }
+
+    fn transmit(&self, d: Datagrams<'_>) {
+        let dropped = match d.source {
+            Source::Listener => self.listener.send(d.to, d.src_ip, d.contents, d.segment),
+            Source::Relay(id) => {
+                let relays = self.relays.borrow();
+                match relays
+                    .get(id.slot as usize)
+                    .and_then(Option::as_ref)
+                    .filter(|e| e.id == id)
+                {
+                    Some(e) => e.io.send(d.to, d.src_ip, d.contents, d.segment),
+                    // Closed since the datagrams were queued.
+                    None => d.contents.len().div_ceil(d.segment),
+                }
+            }
+        };
+        if dropped > 0 {
+            self.metrics
+                .dropped_packets
+                .get_or_create(&crate::metrics::ReasonLabels {
+                    reason: "send_failed",
+                })
+                .inc_by(dropped as u64);
+        }
+    }
+
+    /// Feeds one client datagram (or stream frame) to the core and carries out its output
+    /// (UDP sends wait for [`Shard::flush`]).
     pub fn on_client_datagram(self: &Rc<Self>, now: Instant, tuple: FiveTuple, data: &[u8]) {
         let mut out = self.out.borrow_mut();
         let output = {
@@ -138,13 +185,61 @@ struct Opener<'a> {
 
 impl RelaySockets for Opener<'_> {
     fn open(&mut self, id: AllocationId, addr: SocketAddr) -> Result<(), BindError> {
-        let socket = udp::bind_udp(addr).map_err(|e| match e.kind() {
-            io::ErrorKind::AddrInUse => BindError::InUse,
-            _ => {
-                tracing::warn!(%addr, error = %e, "cannot bind a relayed address");
-                BindError::Failed
+        let socket = bind_relayed(addr)?;
+        self.start(id, socket)
+    }
+
+    fn close(&mut self, id: AllocationId) {
+        let mut relays = self.shard.relays.borrow_mut();
+        if let Some(entry) = relays.get_mut(id.slot as usize) {
+            if entry.as_ref().is_some_and(|e| e.id == id) {
+                if let Some(e) = entry.take() {
+                    e.task.abort();
+                }
             }
-        })?;
+        }
+    }
+
+    fn reserve(&mut self, addr: SocketAddr) -> Result<(), BindError> {
+        let socket = bind_relayed(addr)?;
+        let mut held = self.shard.held.0.lock().map_err(|_| BindError::Failed)?;
+        held.insert(addr, socket);
+        Ok(())
+    }
+
+    fn open_reserved(&mut self, id: AllocationId, addr: SocketAddr) -> Result<(), BindError> {
+        let socket = self
+            .shard
+            .held
+            .0
+            .lock()
+            .map_err(|_| BindError::Failed)?
+            .remove(&addr)
+            .ok_or(BindError::Failed)?;
+        self.start(id, socket)
+    }
+
+    fn release(&mut self, addr: SocketAddr) {
+        if let Ok(mut held) = self.shard.held.0.lock() {
+            held.remove(&addr);
+        }
+    }
+}
+
+/// Binds a relayed address, telling a taken port (try another) from other failures.
+fn bind_relayed(addr: SocketAddr) -> Result<std::net::UdpSocket, BindError> {
+    udp::bind_udp(addr).map_err(|e| match e.kind() {
+        io::ErrorKind::AddrInUse => BindError::InUse,
+        _ => {
+            tracing::warn!(%addr, error = %e, "cannot bind a relayed address");
+            BindError::Failed
+        }
+    })
+}
+
+impl Opener<'_> {
+    /// Makes `socket` allocation `id`'s relayed socket and starts its receive loop.
+    fn start(&mut self, id: AllocationId, socket: std::net::UdpSocket) -> Result<(), BindError> {
         let io = Rc::new(UdpIo::relay(socket).map_err(|_| BindError::Failed)?);
         let task = tokio::task::spawn_local(relay_loop(self.shard.clone(), id, io.clone()));
         let mut relays = self.shard.relays.borrow_mut();
@@ -158,17 +253,6 @@ impl RelaySockets for Opener<'_> {
             task: task.abort_handle(),
         });
         Ok(())
-    }
-
-    fn close(&mut self, id: AllocationId) {
-        let mut relays = self.shard.relays.borrow_mut();
-        if let Some(entry) = relays.get_mut(id.slot as usize) {
-            if entry.as_ref().is_some_and(|e| e.id == id) {
-                if let Some(e) = entry.take() {
-                    e.task.abort();
-                }
-            }
-        }
     }
 }
 
@@ -204,6 +288,7 @@ pub(crate) async fn listener_loop(shard: Rc<Shard>) {
                 }
             }
             drop(bufs);
+            shard.flush();
             shard.server.borrow_mut().flush_stats();
         }
         tokio::task::yield_now().await;
@@ -235,6 +320,8 @@ async fn relay_loop(shard: Rc<Shard>, id: AllocationId, io: Rc<UdpIo>) {
                 }
             }
             server.flush_stats();
+            drop((server, out, bufs));
+            shard.flush();
         }
         tokio::task::yield_now().await;
     }

@@ -85,6 +85,7 @@ where
             shard.on_client_datagram(now, tuple, &buf[start..start + len]);
             start += len;
         }
+        shard.flush();
         shard.server.borrow_mut().flush_stats();
         buf.copy_within(start..filled, 0);
         filled -= start;
