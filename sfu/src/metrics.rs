@@ -31,9 +31,12 @@ pub struct Metrics {
     pub bytes_out: Counter,
     pub rtp_forwarded: Counter,
     pub nacks: Counter,
+    pub nacks_sent: Counter,
+    pub retransmissions: Counter,
     pub keyframe_requests: Counter,
     pub plis_from_subscribers: Counter,
     pub layer_switches: Counter,
+    pub bwe_reprobes: Counter,
     pub malformed: Counter,
     pub unknown_source: Counter,
     pub janus_errors: Family<ErrorLabel, Counter>,
@@ -54,9 +57,12 @@ impl Default for Metrics {
             bytes_out: Counter::default(),
             rtp_forwarded: Counter::default(),
             nacks: Counter::default(),
+            nacks_sent: Counter::default(),
+            retransmissions: Counter::default(),
             keyframe_requests: Counter::default(),
             plis_from_subscribers: Counter::default(),
             layer_switches: Counter::default(),
+            bwe_reprobes: Counter::default(),
             malformed: Counter::default(),
             unknown_source: Counter::default(),
             janus_errors: Family::default(),
@@ -101,6 +107,16 @@ impl Metrics {
         );
         r.register("nacks", "NACKs received from subscribers", m.nacks.clone());
         r.register(
+            "nacks_sent",
+            "NACKs sent to publishers",
+            m.nacks_sent.clone(),
+        );
+        r.register(
+            "retransmissions",
+            "Packets resent to subscribers (RTX) after their NACKs",
+            m.retransmissions.clone(),
+        );
+        r.register(
             "keyframe_requests",
             "PLIs sent to publishers (after rate limiting)",
             m.keyframe_requests.clone(),
@@ -114,6 +130,11 @@ impl Metrics {
             "layer_switches",
             "Simulcast layer switches done for subscribers",
             m.layer_switches.clone(),
+        );
+        r.register(
+            "bwe_reprobes",
+            "Bandwidth probing re-runs for subscribers held below their wanted layers",
+            m.bwe_reprobes.clone(),
         );
         r.register(
             "malformed_datagrams",
@@ -138,7 +159,7 @@ impl Metrics {
         );
         r.register(
             "subscriber_estimate_bits_per_second",
-            "Bandwidth estimates of subscribers (TWCC)",
+            "Bandwidth estimates of connected subscribers (TWCC), sampled each second",
             m.estimate.clone(),
         );
         m
@@ -152,9 +173,12 @@ impl Metrics {
         self.bytes_out.inc_by(s.bytes_out);
         self.rtp_forwarded.inc_by(s.rtp_forwarded);
         self.nacks.inc_by(s.nacks);
+        self.nacks_sent.inc_by(s.nacks_sent);
+        self.retransmissions.inc_by(s.retransmissions);
         self.keyframe_requests.inc_by(s.keyframe_requests);
         self.plis_from_subscribers.inc_by(s.plis_from_subscribers);
         self.layer_switches.inc_by(s.layer_switches);
+        self.bwe_reprobes.inc_by(s.bwe_reprobes);
         self.malformed.inc_by(s.malformed);
         self.unknown_source.inc_by(s.unknown_source);
     }

@@ -308,10 +308,17 @@ pub struct Stats {
     pub bytes_out: u64,
     pub rtp_in: u64,
     pub rtp_forwarded: u64,
+    /// NACKs received from subscribers.
     pub nacks: u64,
+    /// NACKs sent to publishers.
+    pub nacks_sent: u64,
+    /// Packets resent to subscribers (RTX) in answer to their NACKs.
+    pub retransmissions: u64,
     pub keyframe_requests: u64,
     pub plis_from_subscribers: u64,
     pub layer_switches: u64,
+    /// Bandwidth probing re-run for subscribers held back by their estimate.
+    pub bwe_reprobes: u64,
     pub malformed: u64,
     pub unknown_source: u64,
 }

@@ -125,15 +125,49 @@ pub struct Demand {
     pub max_layer: u8,
     /// The subscriber paused this track (or the whole subscription).
     pub paused: bool,
+    /// The layer chosen last time: holding it (or going lower) costs only `HOLD_PERCENT` of
+    /// its rate, so an estimate that wobbles around a layer's rate does not flap layers
+    /// (each switch costs a keyframe).
+    pub current: Option<u8>,
 }
 
+/// Share of a layer's rate the budget must cover to keep forwarding it; moving up needs all
+/// of it. The estimate of a link that carries exactly the current layer hovers around that
+/// rate, so a layer is dropped only when the estimate falls clearly below it.
+pub const HOLD_PERCENT: u64 = 80;
+
 impl Demand {
+    /// What layer `layer` costs against the budget.
+    fn cost(&self, layer: u8, rate: u64) -> u64 {
+        if self.current.is_some_and(|c| layer <= c) {
+            rate * HOLD_PERCENT / 100
+        } else {
+            rate
+        }
+    }
+
     fn active(&self) -> impl Iterator<Item = (u8, u64)> + '_ {
         self.layers
             .iter()
             .enumerate()
             .filter(move |(i, _)| *i as u8 <= self.max_layer)
             .filter_map(|(i, b)| b.map(|b| (i as u8, b)))
+    }
+
+    /// The highest layer wanted and sent, unless paused.
+    pub fn top_layer(&self) -> Option<u8> {
+        if self.paused {
+            return None;
+        }
+        self.active().last().map(|(l, _)| l)
+    }
+
+    /// Rate of the highest layer wanted and sent, unless paused.
+    pub fn top_rate(&self) -> Option<u64> {
+        if self.paused {
+            return None;
+        }
+        self.active().last().map(|(_, r)| r)
     }
 
     fn is_simulcast(&self) -> bool {
@@ -156,6 +190,7 @@ pub fn allocate(budget_bps: u64, demands: &[Demand]) -> Vec<Option<u8>> {
                 return None;
             }
             let (layer, rate) = d.active().next()?;
+            let rate = d.cost(layer, rate);
             if !d.is_simulcast() {
                 left = left.saturating_sub(rate);
                 return Some(layer);
@@ -170,9 +205,9 @@ pub fn allocate(budget_bps: u64, demands: &[Demand]) -> Vec<Option<u8>> {
         let mut upgraded = false;
         for (d, cur) in demands.iter().zip(out.iter_mut()) {
             let Some(layer) = *cur else { continue };
-            let rate = d.layers[layer as usize].unwrap_or(0);
+            let rate = d.cost(layer, d.layers[layer as usize].unwrap_or(0));
             if let Some((next, next_rate)) = d.active().find(|(l, _)| *l > layer) {
-                let step = next_rate.saturating_sub(rate);
+                let step = d.cost(next, next_rate).saturating_sub(rate);
                 if step <= left {
                     left -= step;
                     *cur = Some(next);
@@ -183,6 +218,38 @@ pub fn allocate(budget_bps: u64, demands: &[Demand]) -> Vec<Option<u8>> {
         if !upgraded {
             return out;
         }
+    }
+}
+
+/// When to re-run bandwidth probing for a subscriber whose estimate holds its layers back:
+/// after `REPROBE_FIRST` of being limited, then at doubling intervals up to `REPROBE_MAX`
+/// while it stays limited (a link that really is narrow is probed rarely).
+#[derive(Debug, Default)]
+pub struct Reprobe {
+    limited_since: Option<Instant>,
+    wait: Duration,
+}
+
+pub const REPROBE_FIRST: Duration = Duration::from_secs(2);
+pub const REPROBE_MAX: Duration = Duration::from_secs(64);
+
+impl Reprobe {
+    /// Called at each allocation with whether it was limited by the estimate. Returns true
+    /// when a probe is due now.
+    pub fn on_allocation(&mut self, now: Instant, limited: bool) -> bool {
+        if !limited {
+            self.limited_since = None;
+            self.wait = REPROBE_FIRST;
+            return false;
+        }
+        let since = *self.limited_since.get_or_insert(now);
+        let wait = self.wait.max(REPROBE_FIRST);
+        if now.saturating_duration_since(since) < wait {
+            return false;
+        }
+        self.limited_since = Some(now);
+        self.wait = (wait * 2).min(REPROBE_MAX);
+        true
     }
 }
 
@@ -261,6 +328,8 @@ pub struct RateMeter {
     bytes_current: u64,
     bytes_previous: u64,
     last_packet: Option<Instant>,
+    /// Start of the current run of packets (no idle gap since).
+    active_since: Option<Instant>,
 }
 
 /// Half of the rate window.
@@ -273,6 +342,12 @@ impl RateMeter {
     pub fn on_packet(&mut self, now: Instant, bytes: usize) {
         self.roll(now);
         self.bytes_current += bytes as u64;
+        if self
+            .last_packet
+            .is_none_or(|l| now.saturating_duration_since(l) > LAYER_IDLE)
+        {
+            self.active_since = Some(now);
+        }
         self.last_packet = Some(now);
     }
 
@@ -290,15 +365,40 @@ impl RateMeter {
         }
     }
 
+    /// The layer has been sent for a whole window: its rate is a measurement, not a guess.
+    pub fn settled(&self, now: Instant) -> bool {
+        self.bitrate(now).is_some()
+            && self
+                .active_since
+                .is_some_and(|t| now.saturating_duration_since(t) >= RATE_HALF_WINDOW * 2)
+    }
+
     /// The rate, or `None` when the layer is idle.
     pub fn bitrate(&self, now: Instant) -> Option<u64> {
         let last = self.last_packet?;
         if now.saturating_duration_since(last) > LAYER_IDLE {
             return None;
         }
-        // Bytes of (up to) the last full second; a young meter reports a floor of 1 bit/s so a
-        // layer that just started still counts as active.
-        Some(((self.bytes_current + self.bytes_previous) * 8).max(1))
+        // Bytes over the time they were counted in: up to the last second, never before the
+        // layer started (so a young layer is not underrated), at least 100 ms (so one packet
+        // is not a burst). An active layer reports at least 1 bit/s.
+        let start = self.window_start?;
+        let into = now.saturating_duration_since(start);
+        let (bytes, span) = if into >= RATE_HALF_WINDOW * 2 {
+            (0, RATE_HALF_WINDOW * 2)
+        } else if into >= RATE_HALF_WINDOW {
+            (self.bytes_current, into)
+        } else {
+            (
+                self.bytes_current + self.bytes_previous,
+                into + RATE_HALF_WINDOW,
+            )
+        };
+        let lived = self
+            .active_since
+            .map_or(span, |t| now.saturating_duration_since(t));
+        let span = span.min(lived).max(Duration::from_millis(100));
+        Some((bytes * 8 * 1_000_000 / span.as_micros().max(1) as u64).max(1))
     }
 }
 
@@ -369,7 +469,38 @@ mod tests {
             layers: [Some(low), Some(mid), Some(high)],
             max_layer: 2,
             paused: false,
+            current: None,
         }
+    }
+
+    #[test]
+    fn reprobe_backs_off_while_limited_and_rearms_when_not() {
+        let t = t0();
+        let mut r = Reprobe::default();
+        assert!(!r.on_allocation(t, true));
+        assert!(!r.on_allocation(t + REPROBE_FIRST - Duration::from_millis(1), true));
+        assert!(r.on_allocation(t + REPROBE_FIRST, true));
+        // Next one after twice the wait.
+        let t1 = t + REPROBE_FIRST;
+        assert!(!r.on_allocation(t1 + REPROBE_FIRST, true));
+        assert!(r.on_allocation(t1 + REPROBE_FIRST * 2, true));
+        // Unlimited: back to the first wait.
+        assert!(!r.on_allocation(t1 + REPROBE_FIRST * 3, false));
+        let t2 = t1 + REPROBE_FIRST * 4;
+        assert!(!r.on_allocation(t2, true));
+        assert!(r.on_allocation(t2 + REPROBE_FIRST, true));
+    }
+
+    #[test]
+    fn allocation_holds_the_current_layer_until_clearly_short() {
+        let mut d = [sim(150_000, 500_000, 1_500_000)];
+        // Not enough to move up to the top layer...
+        assert_eq!(allocate(1_400_000, &d), vec![Some(1)]);
+        // ...but enough to stay on it.
+        d[0].current = Some(2);
+        assert_eq!(allocate(1_400_000, &d), vec![Some(2)]);
+        // Clearly short: down.
+        assert_eq!(allocate(1_100_000, &d), vec![Some(1)]);
     }
 
     #[test]
@@ -400,6 +531,7 @@ mod tests {
             layers: [Some(800_000), None, None],
             max_layer: 2,
             paused: false,
+            current: None,
         };
         assert_eq!(allocate(10, &[single]), vec![Some(0)]);
     }
@@ -431,8 +563,19 @@ mod tests {
             m.on_packet(now + Duration::from_millis(10 * i), 1000);
         }
         let at = now + Duration::from_millis(990);
-        // One second of 1000-byte packets every 10 ms: 800 kbit/s.
-        assert_eq!(m.bitrate(at), Some(800_000));
+        // One second of 1000-byte packets every 10 ms: 800 kbit/s (counted over the 990 ms
+        // since the first packet, so a hair above).
+        let rate = m.bitrate(at).unwrap();
+        assert!((800_000..=810_000).contains(&rate), "{rate}");
+        // A layer that started 200 ms ago at the same pace is not underrated.
+        let mut young = RateMeter::default();
+        for i in 0..20u64 {
+            young.on_packet(now + Duration::from_millis(10 * i), 1000);
+        }
+        let rate = young.bitrate(now + Duration::from_millis(190)).unwrap();
+        assert!((800_000..=850_000).contains(&rate), "{rate}");
+        assert!(!young.settled(now + Duration::from_millis(190)));
+        assert!(m.settled(now + Duration::from_millis(1000)));
         assert_eq!(m.bitrate(at + LAYER_IDLE + Duration::from_millis(1)), None);
     }
 }

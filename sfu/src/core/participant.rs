@@ -18,20 +18,24 @@ use super::speaker::SpeakerDetector;
 /// Where a subscriber's bandwidth estimate starts before TWCC feedback refines it: enough for
 /// the medium layer of a few video tracks, so a fresh subscriber sees video at once.
 pub const INITIAL_ESTIMATE_BPS: u64 = 2_000_000;
-/// Bandwidth kept aside per audio track before video is allocated (Opus at most ~64 kbit/s).
+/// Most an audio track is charged against a subscriber's estimate (Opus peaks ~64 kbit/s;
+/// a burst above that is not worth taking from video).
 pub const AUDIO_RESERVE_BPS: u64 = 64_000;
 /// How often a subscriber's layer allocation is recomputed even without a new estimate (layers
 /// come and go at the publisher).
 pub const REALLOCATE_EVERY: Duration = Duration::from_secs(1);
+/// How often str0m reports per-stream counters, from which NACKs and retransmissions are
+/// counted (cumulative, so a coarse interval loses nothing).
+pub const STATS_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Builds the server side of one PeerConnection: ICE-lite, RTP mode, one host candidate.
+/// `bwe` runs TWCC bandwidth estimation and str0m's pacer (subscriber connections).
 pub fn new_rtc(now: Instant, creds: IceCreds, candidate: SocketAddr, bwe: bool) -> Rtc {
     let mut config = Rtc::builder()
         .set_ice_lite(true)
         .set_rtp_mode(true)
         .set_local_ice_credentials(creds)
-        // Stats events are not used; skip their cost.
-        .set_stats_interval(None);
+        .set_stats_interval(Some(STATS_INTERVAL));
     if bwe {
         config = config.enable_bwe(Some(Bitrate::from(INITIAL_ESTIMATE_BPS)));
     }
@@ -86,6 +90,8 @@ pub fn layer_order(rids: &[Rid]) -> Vec<Rid> {
 pub struct Layer {
     pub rid: Option<Rid>,
     pub meter: RateMeter,
+    /// NACKs we sent for this layer so far (str0m's cumulative counter).
+    pub nacks_sent: u64,
 }
 
 /// A track a publisher sends us.
@@ -112,7 +118,7 @@ impl InTrack {
                 .take(MAX_LAYERS)
                 .map(|rid| Layer {
                     rid: Some(rid),
-                    meter: RateMeter::default(),
+                    ..Layer::default()
                 })
                 .collect()
         };
@@ -172,6 +178,11 @@ pub struct OutTrack {
     pub rewriter: Rewriter,
     pub enabled: bool,
     pub sending: bool,
+    /// Packets written to the stream, and str0m's cumulative (packets sent including
+    /// retransmissions, NACKs received) at the last stats event: the difference counts
+    /// retransmissions.
+    pub written: u64,
+    pub egress_seen: (u64, u64, u64),
 }
 
 #[derive(Debug)]
@@ -184,6 +195,7 @@ pub struct Subscriber {
     pub quality: Quality,
     pub estimate_bps: u64,
     pub next_allocation: Option<Instant>,
+    pub reprobe: super::forward::Reprobe,
 }
 
 #[derive(Debug)]

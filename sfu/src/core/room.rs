@@ -21,7 +21,7 @@ use std::time::Instant;
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::{self, Codec};
-use str0m::media::{Direction, KeyframeRequestKind, MediaAdded, Mid, Rids};
+use str0m::media::{Direction, KeyframeRequestKind, MediaAdded, Mid, Rid, Rids};
 use str0m::net::Transmit;
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output};
@@ -55,10 +55,12 @@ pub enum RoomOutput {
     Event(HandleId, RoomEvent),
 }
 
-/// str0m's TWCC bandwidth estimation (and its pacer) on subscriber connections. Off for now:
-/// with it on, video written in RTP mode stalled in the pacer in the str0m-client test (see
-/// sfu/NOTES.md); without it the allocator works from the initial estimate and requests.
-const SUBSCRIBER_BWE: bool = false;
+/// Multiple of a subscriber's full demand given to str0m as its desired bitrate. str0m probes
+/// at up to twice the desired bitrate and takes a probe's result as the new estimate; its
+/// probe clusters are short (15 ms), so with sparse large media packets in them a probe
+/// measures well below its target. Aiming above the need lets the estimate climb back past
+/// the top layers once a constraint goes.
+const PROBE_HEADROOM: u64 = 2;
 
 /// A keyframe someone needs: publisher slot, track index, layer.
 type KeyframeNeed = (usize, usize, u8);
@@ -586,9 +588,11 @@ impl Room {
                 quality,
                 estimate_bps: super::participant::INITIAL_ESTIMATE_BPS,
                 next_allocation: None,
+                reprobe: Default::default(),
             }),
         });
-        self.new_peer_rtc(now, slot, SUBSCRIBER_BWE);
+        // Subscribers run TWCC bandwidth estimation: its estimate drives their layers.
+        self.new_peer_rtc(now, slot, true);
         let peer = peer_in(&mut self.peers, slot).ok_or(RoomError::JoinFirst)?;
         let rtc = peer.rtc.as_mut().ok_or(RoomError::JoinFirst)?;
         let mut sdp = rtc.sdp_api();
@@ -613,6 +617,8 @@ impl Room {
                 rewriter: Rewriter::default(),
                 enabled: true,
                 sending: false,
+                written: 0,
+                egress_seen: (0, 0, 0),
             });
         }
         let Some((offer, pending)) = sdp.apply() else {
@@ -986,6 +992,8 @@ impl Room {
                 }
             }
             Event::StreamPaused(p) => self.on_stream_paused(slot, p.mid, p.paused),
+            Event::MediaEgressStats(e) => self.on_egress_stats(slot, e.mid, e.packets, e.nacks),
+            Event::MediaIngressStats(i) => self.on_ingress_stats(slot, i.mid, i.rid, i.nacks),
             Event::Closed => self.on_closed(now, slot, "Closed"),
             _ => {}
         }
@@ -1071,6 +1079,47 @@ impl Room {
                 receiving: !paused,
             },
         ));
+    }
+
+    /// A subscriber stream's cumulative counters: NACKs it sent us and retransmissions we
+    /// answered with (packets sent beyond those we wrote).
+    fn on_egress_stats(&mut self, slot: usize, mid: Mid, packets: u64, nacks: u64) {
+        let Some(t) = peer_in(&mut self.peers, slot)
+            .and_then(|p| p.subscriber_mut())
+            .and_then(|s| s.tracks.iter_mut().find(|t| t.local_mid == mid))
+        else {
+            return;
+        };
+        let (seen_packets, seen_nacks, seen_written) = t.egress_seen;
+        let sent = packets.saturating_sub(seen_packets);
+        let written = t.written.saturating_sub(seen_written);
+        self.stats.nacks += nacks.saturating_sub(seen_nacks);
+        self.stats.retransmissions += sent.saturating_sub(written);
+        t.egress_seen = (packets, nacks, t.written);
+    }
+
+    /// A publisher layer's cumulative count of NACKs str0m sent for it.
+    fn on_ingress_stats(&mut self, slot: usize, mid: Mid, rid: Option<Rid>, nacks: u64) {
+        let Some(layer) = peer_in(&mut self.peers, slot)
+            .and_then(|p| p.publisher_mut())
+            .and_then(|p| p.tracks.iter_mut().find(|t| t.mid == mid))
+            .and_then(|t| t.layers.iter_mut().find(|l| l.rid == rid))
+        else {
+            return;
+        };
+        self.stats.nacks_sent += nacks.saturating_sub(layer.nacks_sent);
+        layer.nacks_sent = nacks;
+    }
+
+    /// Calls `f` with the current bandwidth estimate of every connected subscriber.
+    pub fn subscriber_estimates(&self, mut f: impl FnMut(u64)) {
+        for peer in self.peers.iter().flatten() {
+            if let PeerKind::Subscriber(s) = &peer.kind {
+                if peer.connected {
+                    f(s.estimate_bps);
+                }
+            }
+        }
     }
 
     fn on_subscriber_keyframe_request(&mut self, slot: usize, mid: Mid) {
@@ -1355,6 +1404,14 @@ impl Room {
                 .ext_vals(ext)
                 .nackable(video),
         );
+        t.written += 1;
+        // str0m stamps a queued packet, and its pacer sees it, only when time is fed in; the
+        // Rtc's clock may lag (its last input), and a send stamped late reads as queueing
+        // delay to the TWCC estimator, which then collapses. Feed `now` so the packet leaves
+        // at once with its true send time.
+        if let Err(e) = rtc.handle_input(Input::Timeout(now)) {
+            tracing::debug!(error = %e, "timeout input failed");
+        }
         self.stats.rtp_forwarded += 1;
         self.drain(now, sub);
     }
@@ -1365,14 +1422,26 @@ impl Room {
         let Some(PeerKind::Subscriber(s)) = self.peer(slot).map(|p| &p.kind) else {
             return;
         };
-        let audio = s
+        // Audio goes first, at the rate its publishers send it.
+        let audio: u64 = s
             .tracks
             .iter()
-            .filter(|t| t.kind == MediaKind::Audio && t.enabled)
-            .count() as u64;
-        let budget = s.estimate_bps.saturating_sub(audio * AUDIO_RESERVE_BPS);
+            .filter(|t| t.kind == MediaKind::Audio && t.enabled && !s.paused)
+            .map(|t| {
+                self.peer(t.source)
+                    .and_then(|p| p.publisher())
+                    .and_then(|p| p.tracks.iter().find(|x| x.mid == t.source_mid))
+                    .and_then(|x| x.layers.first())
+                    .map_or(0, |l| {
+                        l.meter.bitrate(now).map_or(0, |b| b.min(AUDIO_RESERVE_BPS))
+                    })
+            })
+            .sum();
+        let budget = s.estimate_bps.saturating_sub(audio);
         let mut video = Vec::new();
         let mut demands = Vec::new();
+        // Whether every wanted video track's top layer has a measured rate.
+        let mut settled = true;
         for (ti, t) in s.tracks.iter().enumerate() {
             if t.kind != MediaKind::Video {
                 continue;
@@ -1381,6 +1450,9 @@ impl Room {
                 layers: [None; MAX_LAYERS],
                 max_layer: s.quality.substream,
                 paused: s.paused || !t.enabled,
+                // Hysteresis is about the layer chosen: a pending downgrade is not undone by
+                // an estimate that recovers only partly while it waits for its keyframe.
+                current: t.layer.target().or(t.layer.current()),
             };
             let src = self
                 .peer(t.source)
@@ -1395,17 +1467,28 @@ impl Room {
                 for (l, layer) in p.tracks[i].layers.iter().enumerate() {
                     d.layers[l] = layer.meter.bitrate(now);
                 }
+                if !d.paused {
+                    let top = p.tracks[i]
+                        .layers
+                        .iter()
+                        .rev()
+                        .find(|l| l.meter.bitrate(now).is_some());
+                    settled &= top.is_none_or(|l| l.meter.settled(now));
+                }
                 video.push((ti, t.source, i));
                 demands.push(d);
             }
         }
         let targets = allocate(budget, &demands);
-        let desired: u64 = demands
+        // The estimate holds some wanted layer back.
+        let limited = demands
             .iter()
-            .filter(|d| !d.paused)
-            .filter_map(|d| d.layers.iter().rev().flatten().next())
-            .sum::<u64>()
-            + audio * AUDIO_RESERVE_BPS;
+            .zip(&targets)
+            .any(|(d, t)| d.top_layer().is_some_and(|top| t.is_none_or(|t| t < top)));
+        // What this subscriber would take with room to spare, times the headroom str0m's
+        // probes need to see past it (see `PROBE_HEADROOM`).
+        let desired =
+            (demands.iter().filter_map(Demand::top_rate).sum::<u64>() + audio) * PROBE_HEADROOM;
         let Some(peer) = peer_in(&mut self.peers, slot) else {
             return;
         };
@@ -1423,9 +1506,23 @@ impl Room {
                 }
             }
         }
+        // The desired bitrate caps str0m's probes (at twice it) and a probe's result becomes
+        // the estimate, so a guess from young meters would pull the estimate down to it; until
+        // the rates are measured the estimator keeps its initial value and does not probe.
+        let reprobe = s.reprobe.on_allocation(now, limited && settled);
+        let estimate = s.estimate_bps;
         if let Some(rtc) = peer.rtc.as_mut() {
-            if desired > 0 {
+            if desired > 0 && settled {
                 rtc.bwe().set_desired_bitrate(Bitrate::from(desired));
+            }
+            if reprobe {
+                // str0m's later probes are short and take sparse media packets into their
+                // measurement, so after a congestion episode they can keep the estimate near
+                // the reduced send rate long after the link recovered. A reset from the
+                // current estimate replays its startup probing (at 3× and 6×, capped by the
+                // desired bitrate), whose result measures the path: no blind upgrade.
+                rtc.bwe().reset(Bitrate::from(estimate));
+                self.stats.bwe_reprobes += 1;
             }
         }
         // Changing the desired bitrate is a mutation: drain before the next one.

@@ -95,6 +95,14 @@ impl Shard {
         (self.room_by_id.len(), peers, tracks)
     }
 
+    /// Calls `f` with the bandwidth estimate of every connected subscriber (for the estimate
+    /// distribution, sampled by the driver).
+    pub fn subscriber_estimates(&self, mut f: impl FnMut(u64)) {
+        for room in self.rooms.iter().flatten() {
+            room.subscriber_estimates(&mut f);
+        }
+    }
+
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.peek().map(|Reverse((t, _, _))| *t)
     }
@@ -465,9 +473,12 @@ fn add_stats(into: &mut Stats, s: &Stats) {
     into.rtp_in += s.rtp_in;
     into.rtp_forwarded += s.rtp_forwarded;
     into.nacks += s.nacks;
+    into.nacks_sent += s.nacks_sent;
+    into.retransmissions += s.retransmissions;
     into.keyframe_requests += s.keyframe_requests;
     into.plis_from_subscribers += s.plis_from_subscribers;
     into.layer_switches += s.layer_switches;
+    into.bwe_reprobes += s.bwe_reprobes;
     into.malformed += s.malformed;
     into.unknown_source += s.unknown_source;
 }

@@ -218,6 +218,7 @@ async fn run(
             metrics.rooms.get_or_create(&label).set(rooms as i64);
             metrics.participants.get_or_create(&label).set(peers as i64);
             metrics.tracks.get_or_create(&label).set(tracks as i64);
+            shard.subscriber_estimates(|bps| metrics.estimate.observe(bps as f64));
         }
     }
 }
