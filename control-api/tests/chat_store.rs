@@ -353,6 +353,7 @@ async fn sqlite_chat_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store("sqlite", dir.path()).await.unwrap();
     exercise(&store).await;
+    group_commit(&store).await;
     store.close().await;
 }
 
@@ -384,12 +385,105 @@ async fn postgres_chat_store() {
     };
     let store = open_store(&url, std::path::Path::new(".")).await.unwrap();
     exercise(&store).await;
+    group_commit(&store).await;
     store.close().await;
     admin
         // FORCE: a pool connection that saw a failed transaction may still be closing.
         .execute(format!("DROP DATABASE {database} WITH (FORCE)").as_str())
         .await
         .unwrap();
+}
+
+/// Messages posted at once share transactions: each still gets its own outcome (a taken
+/// id or a missing dialog fails only that message), and every stored one is complete.
+async fn group_commit(store: &SqlStore) {
+    let app = store
+        .insert_app(NewApp {
+            name: "batch".into(),
+            auth_key: "k-batch".into(),
+            auth_secret: "s".into(),
+            account_key: "a-batch".into(),
+            is_default: false,
+            created_at: t0(),
+        })
+        .await
+        .unwrap()
+        .id;
+    let (ann, ben) = (user(store, app, "ann").await, user(store, app, "ben").await);
+    const DA: &str = "bbbbbbbbbbbbbbbbbbbbbbd1";
+    const DB: &str = "bbbbbbbbbbbbbbbbbbbbbbd2";
+    const NOWHERE: &str = "bbbbbbbbbbbbbbbbbbbbbbd9";
+    for id in [DA, DB] {
+        store
+            .insert_dialog(&dialog(id, app, DialogType::Group, &[ann, ben]))
+            .await
+            .unwrap();
+    }
+    // 40 messages into two dialogs, one id twice, one into a dialog that does not exist.
+    let mut planned: Vec<ChatMessage> = (0..40)
+        .map(|i| {
+            let dialog = if i % 2 == 0 { DA } else { DB };
+            message(&format!("cccccccccccccccccccc{i:04}"), dialog, ann, 100 + i)
+        })
+        .collect();
+    planned.push(message("cccccccccccccccccccc0007", DA, ann, 200));
+    planned.push(message("cccccccccccccccccccc9999", NOWHERE, ann, 200));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, m) in planned.iter().cloned().enumerate() {
+        let store = store.clone();
+        tasks.spawn(async move { (i, store.insert_message(app, &m, &[ann, ben]).await) });
+    }
+    let mut outcomes = vec![None; planned.len()];
+    while let Some(done) = tasks.join_next().await {
+        let (i, outcome) = done.unwrap();
+        outcomes[i] = Some(outcome.map_err(|e| matches!(e, StoreError::Conflict { .. })));
+    }
+    let outcomes: Vec<Result<(), bool>> = outcomes.into_iter().map(Option::unwrap).collect();
+    // Of the two with one id, exactly one is stored; the other is a conflict.
+    assert_eq!(
+        [&outcomes[7], &outcomes[40]]
+            .iter()
+            .filter(|o| o.is_ok())
+            .count(),
+        1
+    );
+    assert!([&outcomes[7], &outcomes[40]].contains(&&Err(true)));
+    assert_eq!(
+        outcomes[41],
+        Err(false),
+        "no dialog: an error, not a conflict"
+    );
+    for (i, outcome) in outcomes.iter().enumerate().take(40) {
+        assert!(i == 7 || outcome.is_ok(), "message {i}: {outcome:?}");
+    }
+    let ids: Vec<String> = planned[..40].iter().map(|m| m.id.clone()).collect();
+    let stored = store.messages(app, &ids).await.unwrap();
+    assert_eq!(stored.len(), 40);
+    assert!(stored.iter().all(|m| m.read_ids == vec![ann]));
+    // The duplicate id lives in DB (message 7) or in DA (the late one), whichever won.
+    let late_won = i64::from(outcomes[40].is_ok());
+    let unread = store.unread_counts(app, ben, None).await.unwrap();
+    assert_eq!(
+        unread,
+        vec![
+            (DA.to_string(), 20 + late_won),
+            (DB.to_string(), 20 - late_won)
+        ]
+    );
+    for id in [DA, DB] {
+        let d = store.dialog(app, id).await.unwrap().unwrap();
+        let last = d.last_message_id.expect("a last message");
+        assert!(ids.contains(&last) && stored.iter().any(|m| m.id == last && m.dialog_id == id));
+    }
+    // After a failed batch the writer takes a fresh connection and goes on.
+    let after = message("cccccccccccccccccccc0100", DA, ann, 300);
+    store
+        .insert_message(app, &after, &[ann, ben])
+        .await
+        .unwrap();
+    let d = store.dialog(app, DA).await.unwrap().unwrap();
+    assert_eq!(d.last_message_id.as_deref(), Some(after.id.as_str()));
+    assert!(store.delete_app(app).await.unwrap());
 }
 
 /// The domain functions the XMPP server calls.

@@ -56,19 +56,49 @@ pub struct XmppMetrics {
     /// From reading a message to handing it to every recipient connection (history
     /// write included): the server's share of delivery latency.
     pub routing_duration: Histogram,
+    /// The per-stanza counters, looked up once: no label built or family locked per stanza.
+    hot: HotCounters,
+}
+
+#[derive(Clone)]
+struct HotCounters {
+    message: Counter,
+    presence: Counter,
+    iq: Counter,
+    /// Any other top-level name (refused): one label, so a client cannot grow the set.
+    other: Counter,
+    delivered: Counter,
+    offline: Counter,
 }
 
 impl Default for XmppMetrics {
     fn default() -> Self {
+        let stanzas: Family<KindLabel, Counter> = Family::default();
+        let routed_messages: Family<ResultLabel, Counter> = Family::default();
+        let kind = |k: &str| stanzas.get_or_create(&k.into()).clone();
+        let outcome = |r: &str| {
+            routed_messages
+                .get_or_create(&ResultLabel { result: r.into() })
+                .clone()
+        };
+        let hot = HotCounters {
+            message: kind("message"),
+            presence: kind("presence"),
+            iq: kind("iq"),
+            other: kind("other"),
+            delivered: outcome("delivered"),
+            offline: outcome("offline"),
+        };
         Self {
             connections: Family::default(),
             authentications: Family::default(),
-            stanzas: Family::default(),
-            routed_messages: Family::default(),
+            stanzas,
+            routed_messages,
             stream_errors: Family::default(),
             offline_queued: Counter::default(),
             // 50 µs .. ~0.8 s: an in-memory route up to a slow history write.
             routing_duration: Histogram::new(exponential_buckets(0.000_05, 2.0, 15)),
+            hot,
         }
     }
 }
@@ -125,12 +155,24 @@ impl XmppMetrics {
             .inc();
     }
 
-    pub fn routed(&self, outcome: &str) {
-        self.routed_messages
-            .get_or_create(&ResultLabel {
-                result: outcome.into(),
-            })
-            .inc();
+    /// A message routed: to at least one connection, or to nobody online.
+    pub fn routed(&self, delivered: bool) {
+        if delivered {
+            self.hot.delivered.inc();
+        } else {
+            self.hot.offline.inc();
+        }
+    }
+
+    /// An inbound stanza by its element name.
+    pub fn stanza(&self, name: &str) {
+        match name {
+            "message" => &self.hot.message,
+            "presence" => &self.hot.presence,
+            "iq" => &self.hot.iq,
+            _ => &self.hot.other,
+        }
+        .inc();
     }
 
     pub fn connection(&self, transport: &str) -> Gauge {

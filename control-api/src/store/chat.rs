@@ -2,12 +2,15 @@
 //! occupants, history, per-recipient message state and the offline queue.
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 use time::OffsetDateTime;
 
+use super::chat_cache::DialogCache;
+use super::chat_writer::{self, Job, Writer};
 use super::query::{escape_like, Bind, Sql};
 use super::rows::{from_millis, millis};
 use super::sql::SqlStore;
@@ -248,9 +251,65 @@ fn push_order<F: Copy>(sql: &mut Sql, query: &ChatQuery<F>, column: &str, tie_br
     .bind(Bind::Int(query.skip));
 }
 
+/// What the clones of one store share for chat: the dialog cache and the history writer
+/// (started on the first message, inside the runtime).
+#[derive(Default)]
+pub(super) struct ChatState {
+    cache: Arc<DialogCache>,
+    writer: OnceLock<Writer>,
+}
+
+impl ChatState {
+    /// Drops every cached dialog (a write outside the chat tables' methods removed some).
+    pub(super) fn forget_dialogs(&self) {
+        self.cache.clear();
+    }
+}
+
+impl std::fmt::Debug for ChatState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatState")
+            .field("writer_started", &self.writer.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl SqlStore {
     fn chat_pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    fn dialog_cache(&self) -> &DialogCache {
+        &self.chat.cache
+    }
+
+    /// A dialog with its occupants and who of them hid it, remembered in the cache.
+    async fn one_dialog_cached(
+        &self,
+        sql: &Sql,
+        pair: Option<String>,
+    ) -> StoreResult<Option<Dialog>> {
+        let epoch = self.dialog_cache().epoch();
+        let Some(row) = sql.query().fetch_optional(self.chat_pool()).await? else {
+            return Ok(None);
+        };
+        let mut dialog = dialog_row(&row)?;
+        let rows = sqlx::query(
+            "SELECT user_id, hidden FROM chat_occupants WHERE dialog_id = $1 ORDER BY position, user_id",
+        )
+        .bind(dialog.id.clone())
+        .fetch_all(self.chat_pool())
+        .await?;
+        let mut hidden = Vec::new();
+        for row in rows {
+            let user = UserId(row.try_get("user_id")?);
+            dialog.occupants.push(user);
+            if row.try_get::<i64, _>("hidden")? != 0 {
+                hidden.push(user);
+            }
+        }
+        self.dialog_cache().fill(epoch, &dialog, hidden, pair);
+        Ok(Some(dialog))
     }
 
     async fn load_occupants(&self, dialogs: &mut [Dialog]) -> StoreResult<()> {
@@ -275,16 +334,6 @@ impl SqlStore {
             dialog.occupants = by_dialog.remove(&dialog.id).unwrap_or_default();
         }
         Ok(())
-    }
-
-    async fn one_dialog(&self, sql: &Sql) -> StoreResult<Option<Dialog>> {
-        let Some(row) = sql.query().fetch_optional(self.chat_pool()).await? else {
-            return Ok(None);
-        };
-        let mut dialogs = [dialog_row(&row)?];
-        self.load_occupants(&mut dialogs).await?;
-        let [dialog] = dialogs;
-        Ok(Some(dialog))
     }
 
     /// Fills `read_ids` and `delivered_ids` from the state rows.
@@ -462,6 +511,9 @@ impl ChatStore for SqlStore {
     }
 
     async fn dialog(&self, app: AppId, id: &str) -> StoreResult<Option<Dialog>> {
+        if let Some(dialog) = self.dialog_cache().get(app, id) {
+            return Ok(Some(dialog));
+        }
         let mut sql = Sql::default();
         sql.push(&format!(
             "SELECT {} FROM chat_dialogs d WHERE d.app_id = ",
@@ -470,7 +522,7 @@ impl ChatStore for SqlStore {
         .bind(Bind::Int(app.0))
         .push(" AND d.id = ")
         .bind(Bind::Text(id.to_string()));
-        self.one_dialog(&sql).await
+        self.one_dialog_cached(&sql, None).await
     }
 
     async fn private_dialog_of(
@@ -479,6 +531,10 @@ impl ChatStore for SqlStore {
         a: UserId,
         b: UserId,
     ) -> StoreResult<Option<Dialog>> {
+        let key = (app, private_pair(a, b));
+        if let Some(dialog) = self.dialog_cache().get_pair(&key) {
+            return Ok(Some(dialog));
+        }
         let mut sql = Sql::default();
         sql.push(&format!(
             "SELECT {} FROM chat_dialogs d WHERE d.app_id = ",
@@ -486,8 +542,8 @@ impl ChatStore for SqlStore {
         ))
         .bind(Bind::Int(app.0))
         .push(" AND d.private_pair = ")
-        .bind(Bind::Text(private_pair(a, b)));
-        self.one_dialog(&sql).await
+        .bind(Bind::Text(key.1.clone()));
+        self.one_dialog_cached(&sql, Some(key.1)).await
     }
 
     async fn update_dialog(&self, dialog: &Dialog, removed: &[UserId]) -> StoreResult<()> {
@@ -531,6 +587,7 @@ impl ChatStore for SqlStore {
             sql.query().execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        self.dialog_cache().remove(dialog.app_id, &dialog.id);
         Ok(())
     }
 
@@ -557,6 +614,7 @@ impl ChatStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.dialog_cache().remove(app, id);
         Ok(true)
     }
 
@@ -567,6 +625,10 @@ impl ChatStore for SqlStore {
         user: UserId,
         hidden: bool,
     ) -> StoreResult<()> {
+        // Every private message "shows the dialog again": no write when it already shows.
+        if self.dialog_cache().is_hidden(app, id, user) == Some(hidden) {
+            return Ok(());
+        }
         sqlx::query("UPDATE chat_occupants SET hidden = $1 WHERE app_id = $2 AND dialog_id = $3 AND user_id = $4")
             .bind(i64::from(hidden))
             .bind(app.0)
@@ -574,6 +636,7 @@ impl ChatStore for SqlStore {
             .bind(user.0)
             .execute(self.chat_pool())
             .await?;
+        self.dialog_cache().set_hidden(app, id, user, hidden);
         Ok(())
     }
 
@@ -616,75 +679,23 @@ impl ChatStore for SqlStore {
         m: &ChatMessage,
         occupants: &[UserId],
     ) -> StoreResult<()> {
-        let attachments: Vec<&serde_json::Map<String, serde_json::Value>> =
-            m.attachments.iter().map(|a| &a.fields).collect();
-        let attachments =
-            serde_json::to_string(&attachments).map_err(|e| StoreError::Database(decode_err(e)))?;
-        let mut tx = self.chat_pool().begin().await?;
-        let row = sqlx::query(
-            "INSERT INTO chat_messages (id, app_id, dialog_id, sender_id, recipient_id, body, attachments, \
-             custom, markable, date_sent, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING seq",
-        )
-        .bind(m.id.clone())
-        .bind(app.0)
-        .bind(m.dialog_id.clone())
-        .bind(m.sender_id.0)
-        .bind(m.recipient_id.map(|r| r.0))
-        .bind(m.body.clone())
-        .bind(attachments)
-        .bind(serde_json::Value::Object(m.custom.clone()).to_string())
-        .bind(i64::from(m.markable))
-        .bind(m.date_sent)
-        .bind(millis(m.created_at))
-        .bind(millis(m.updated_at))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| unique_violation(e, "_id"))?;
-        let seq: i64 = row.try_get("seq")?;
-        for chunk in occupants.chunks(INSERT_CHUNK) {
-            let mut sql = Sql::default();
-            sql.push("INSERT INTO chat_message_states (message_seq, app_id, dialog_id, user_id, delivered, is_read) VALUES ");
-            for (i, user) in chunk.iter().enumerate() {
-                let own = i64::from(*user == m.sender_id);
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.push("(")
-                    .bind(Bind::Int(seq))
-                    .push(", ")
-                    .bind(Bind::Int(app.0))
-                    .push(", ")
-                    .bind(Bind::Text(m.dialog_id.clone()))
-                    .push(", ")
-                    .bind(Bind::Int(user.0))
-                    .push(", ")
-                    .bind(Bind::Int(own))
-                    .push(", ")
-                    .bind(Bind::Int(own))
-                    .push(")");
-            }
-            sql.query().execute(&mut *tx).await?;
+        let writer = self.chat.writer.get_or_init(|| {
+            chat_writer::spawn(self.pool.clone(), self.engine(), self.chat.cache.clone())
+        });
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job = Job {
+            app,
+            message: m.clone(),
+            occupants: occupants.to_vec(),
+            done,
+        };
+        if writer.send(job).await.is_err() {
+            // The writer is gone (its runtime shut down): write directly.
+            return insert_one(self.chat_pool(), app, m, occupants).await;
         }
-        sqlx::query(
-            "UPDATE chat_dialogs SET last_message = $1, last_message_date_sent = $2, \
-             last_message_user_id = $3, last_message_id = $4, updated_at = $5 WHERE app_id = $6 AND id = $7",
-        )
-        .bind(m.body.clone())
-        .bind(m.date_sent)
-        .bind(m.sender_id.0)
-        .bind(m.id.clone())
-        .bind(millis(m.created_at))
-        .bind(app.0)
-        .bind(m.dialog_id.clone())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE chat_occupants SET hidden = 0 WHERE dialog_id = $1 AND hidden = 1")
-            .bind(m.dialog_id.clone())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        result
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Database(sqlx::Error::WorkerCrashed)))
     }
 
     async fn messages(&self, app: AppId, ids: &[String]) -> StoreResult<Vec<ChatMessage>> {
@@ -807,6 +818,8 @@ impl ChatStore for SqlStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        // Whichever dialog had it as its last message: edits are rare, start over.
+        self.dialog_cache().clear();
         Ok(())
     }
 
@@ -866,10 +879,13 @@ impl ChatStore for SqlStore {
         messages.push("DELETE FROM chat_messages WHERE");
         in_ids(&mut messages);
         messages.query().execute(&mut *tx).await?;
-        for dialog in affected {
-            set_last_message(&mut tx, app, &dialog).await?;
+        for dialog in &affected {
+            set_last_message(&mut tx, app, dialog).await?;
         }
         tx.commit().await?;
+        for dialog in &affected {
+            self.dialog_cache().remove(app, dialog);
+        }
         Ok(())
     }
 
@@ -959,4 +975,82 @@ impl ChatStore for SqlStore {
         stanzas.sort_by_key(|(id, _, _)| *id);
         Ok(stanzas.into_iter().map(|(_, s, t)| (s, t)).collect())
     }
+}
+
+/// One message in its own transaction: the writer's fallback when a batch fails.
+pub(super) async fn insert_one(
+    pool: &AnyPool,
+    app: AppId,
+    m: &ChatMessage,
+    occupants: &[UserId],
+) -> StoreResult<()> {
+    let attachments: Vec<&serde_json::Map<String, serde_json::Value>> =
+        m.attachments.iter().map(|a| &a.fields).collect();
+    let attachments =
+        serde_json::to_string(&attachments).map_err(|e| StoreError::Database(decode_err(e)))?;
+    let mut tx = pool.begin().await?;
+    let row = sqlx::query(
+            "INSERT INTO chat_messages (id, app_id, dialog_id, sender_id, recipient_id, body, attachments, \
+             custom, markable, date_sent, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING seq",
+        )
+        .bind(m.id.clone())
+        .bind(app.0)
+        .bind(m.dialog_id.clone())
+        .bind(m.sender_id.0)
+        .bind(m.recipient_id.map(|r| r.0))
+        .bind(m.body.clone())
+        .bind(attachments)
+        .bind(serde_json::Value::Object(m.custom.clone()).to_string())
+        .bind(i64::from(m.markable))
+        .bind(m.date_sent)
+        .bind(millis(m.created_at))
+        .bind(millis(m.updated_at))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| unique_violation(e, "_id"))?;
+    let seq: i64 = row.try_get("seq")?;
+    for chunk in occupants.chunks(INSERT_CHUNK) {
+        let mut sql = Sql::default();
+        sql.push("INSERT INTO chat_message_states (message_seq, app_id, dialog_id, user_id, delivered, is_read) VALUES ");
+        for (i, user) in chunk.iter().enumerate() {
+            let own = i64::from(*user == m.sender_id);
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .bind(Bind::Int(seq))
+                .push(", ")
+                .bind(Bind::Int(app.0))
+                .push(", ")
+                .bind(Bind::Text(m.dialog_id.clone()))
+                .push(", ")
+                .bind(Bind::Int(user.0))
+                .push(", ")
+                .bind(Bind::Int(own))
+                .push(", ")
+                .bind(Bind::Int(own))
+                .push(")");
+        }
+        sql.query().execute(&mut *tx).await?;
+    }
+    sqlx::query(
+            "UPDATE chat_dialogs SET last_message = $1, last_message_date_sent = $2, \
+             last_message_user_id = $3, last_message_id = $4, updated_at = $5 WHERE app_id = $6 AND id = $7",
+        )
+        .bind(m.body.clone())
+        .bind(m.date_sent)
+        .bind(m.sender_id.0)
+        .bind(m.id.clone())
+        .bind(millis(m.created_at))
+        .bind(app.0)
+        .bind(m.dialog_id.clone())
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE chat_occupants SET hidden = 0 WHERE dialog_id = $1 AND hidden = 1")
+        .bind(m.dialog_id.clone())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
 }

@@ -6,6 +6,8 @@
 
 mod calls;
 mod chat;
+mod chat_cache;
+mod chat_writer;
 mod content;
 mod data;
 mod push;

@@ -27,6 +27,8 @@ const POSTGRES_POOL_SIZE: u32 = 16;
 pub struct SqlStore {
     pub(super) pool: AnyPool,
     engine: Engine,
+    /// Chat's dialog cache and history writer, shared by the clones of this store.
+    pub(super) chat: std::sync::Arc<super::chat::ChatState>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +62,7 @@ impl SqlStore {
         Ok(Self {
             pool,
             engine: Engine::Sqlite,
+            chat: Default::default(),
         })
     }
 
@@ -74,6 +77,7 @@ impl SqlStore {
         Ok(Self {
             pool,
             engine: Engine::Postgres,
+            chat: Default::default(),
         })
     }
 
@@ -245,6 +249,8 @@ impl Store for SqlStore {
             .await?
             .rows_affected();
         tx.commit().await?;
+        // Its dialogs went with it (ON DELETE CASCADE).
+        self.chat.forget_dialogs();
         Ok(deleted > 0)
     }
 

@@ -5,10 +5,14 @@
 //! `<close/>` included. Both yield the same [`StreamEvent`]s. Parsing uses rxml, which has
 //! no DTDs and no entity expansion, so entity bombs cannot even be expressed.
 
+use std::cell::RefCell;
+
 use minidom::tree_builder::TreeBuilder;
 use minidom::Element;
 use rxml::error::EndOrError;
 use rxml::{Parse, RawEvent, RawParser};
+
+use super::router::Outbound;
 
 pub const NS_CLIENT: &str = "jabber:client";
 pub const NS_STREAM: &str = "http://etherx.jabber.org/streams";
@@ -178,6 +182,70 @@ pub fn to_xml(element: &Element) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+thread_local! {
+    /// Serialisation scratch: stanzas are written here, then copied once into their shared
+    /// `Outbound` (no growing `Vec`, no second copy from a `String`).
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(4096));
+}
+
+/// Serialises an element straight into the bytes its recipients' queues share.
+pub fn to_outbound(element: &Element) -> Outbound {
+    SCRATCH.with_borrow_mut(|buf| {
+        buf.clear();
+        // Writing into a Vec cannot fail; minidom writes UTF-8.
+        let _ = element.write_to(buf);
+        Outbound::from(std::str::from_utf8(buf).unwrap_or_default())
+    })
+}
+
+/// A stanza for many recipients that differ only in `to` (a room's occupants): serialised
+/// once, with each recipient's `to` spliced into the start tag.
+pub struct Addressed {
+    xml: String,
+    /// Where the attributes of the start tag begin (after `<name`).
+    at: usize,
+}
+
+impl Addressed {
+    /// `element` must carry no `to` (it is removed here); `None` when its serialisation does
+    /// not start with a plain `<name ` (then build each copy with [`to_outbound`]).
+    pub fn new(element: &mut Element) -> Option<Self> {
+        element.attrs_mut().remove(&rxml::Namespace::NONE, "to");
+        let xml = to_xml(element);
+        let at = 1 + element.name().len();
+        let plain = xml.as_bytes().first() == Some(&b'<')
+            && xml.get(1..at) == Some(element.name())
+            && xml.as_bytes().get(at) == Some(&b' ');
+        plain.then_some(Self { xml, at })
+    }
+
+    /// The stanza addressed to `to`.
+    pub fn to(&self, to: &str) -> Outbound {
+        SCRATCH.with_borrow_mut(|buf| {
+            buf.clear();
+            buf.extend_from_slice(&self.xml.as_bytes()[..self.at]);
+            buf.extend_from_slice(b" to='");
+            escape_attr(to, buf);
+            buf.push(b'\'');
+            buf.extend_from_slice(&self.xml.as_bytes()[self.at..]);
+            Outbound::from(std::str::from_utf8(buf).unwrap_or_default())
+        })
+    }
+}
+
+/// An attribute value between single quotes.
+fn escape_attr(value: &str, out: &mut Vec<u8>) {
+    for b in value.bytes() {
+        match b {
+            b'&' => out.extend_from_slice(b"&amp;"),
+            b'<' => out.extend_from_slice(b"&lt;"),
+            b'\'' => out.extend_from_slice(b"&apos;"),
+            b'"' => out.extend_from_slice(b"&quot;"),
+            _ => out.push(b),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +308,31 @@ mod tests {
             parse_ws_frame(&big, 100),
             Err(FramingError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn one_serialisation_is_addressed_to_each_recipient() {
+        let StreamEvent::Element(message) = parse_ws_frame(
+            "<message to='room@muc.x' type='groupchat' id='1'><body>a &amp; b</body></message>",
+            1000,
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            &*to_outbound(&message),
+            "<message xmlns='jabber:client' id='1' to='room@muc.x' type='groupchat'><body>a &amp; b</body></message>"
+        );
+        let mut message = message;
+        let once = Addressed::new(&mut message).expect("plain start tag");
+        assert_eq!(message.attr("to"), None);
+        let to = |jid: &str| -> Element { once.to(jid).parse().unwrap() };
+        let alice = to("1-2@x/phone");
+        assert_eq!(alice.attr("to"), Some("1-2@x/phone"));
+        assert_eq!(alice.attr("type"), Some("groupchat"));
+        assert_eq!(alice.get_child("body", NS_CLIENT).unwrap().text(), "a & b");
+        // A resource is the client's choice: quotes and markup stay inside the value.
+        assert_eq!(to("1-2@x/a'b<c").attr("to"), Some("1-2@x/a'b<c"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::address::{resolve, Target, UserAddr};
 use super::calls::{self, Gate};
 use super::context::XmppContext;
-use super::framing::{to_xml, NS_CLIENT};
+use super::framing::{to_outbound, to_xml, NS_CLIENT};
 use super::muc;
 use super::router::Outbound;
 use super::session::Session;
@@ -189,16 +189,12 @@ async fn to_user(
     if stored.is_some() {
         send_carbons(session, &message);
     }
-    let xml: Outbound = to_xml(&message).into();
+    let xml = to_outbound(&message);
     let delivered = session
         .ctx
         .router
         .send_to_user(to, resource.as_deref(), &xml);
-    session.ctx.metrics.routed(if delivered > 0 {
-        "delivered"
-    } else {
-        "offline"
-    });
+    session.ctx.metrics.routed(delivered > 0);
     if let Some(signal) = call {
         calls::after_route(session, &message, to, &signal, delivered).await;
         return;
@@ -242,10 +238,7 @@ async fn to_user(
 fn send_carbons(session: &Session, message: &Element) {
     let me = session.me();
     let domain = &session.ctx.domain;
-    for resource in session.ctx.router.other_resources(me, session.conn) {
-        if !resource.wants_carbons() {
-            continue;
-        }
+    for resource in session.ctx.router.carbon_resources(me, session.conn) {
         let forwarded = Element::builder("forwarded", stanza::NS_FORWARD).append(message.clone());
         let sent = Element::builder("sent", stanza::NS_CARBONS).append(forwarded.build());
         let carbon = Element::builder("message", NS_CLIENT)

@@ -7,7 +7,7 @@ use control_api::domain::push::OfflineChatPush;
 use minidom::Element;
 
 use super::address::{RoomAddr, UserAddr};
-use super::framing::{to_xml, NS_CLIENT};
+use super::framing::{to_outbound, to_xml, Addressed, NS_CLIENT};
 use super::messages::{extra_params, is_object_id, refuse};
 use super::notifier::chat_stanza;
 use super::router::Outbound;
@@ -355,22 +355,23 @@ pub(crate) async fn on_groupchat(
     } else {
         Some(me.user)
     };
+    // Serialised once; each occupant's copy differs only in `to`.
+    let once = Addressed::new(&mut message);
     let sent = session
         .ctx
         .router
         .broadcast_room(&room, except, |user, resource| {
-            let mut copy = message.clone();
-            copy.set_attr(
-                rxml::Namespace::NONE,
-                name("to"),
-                crate::core::address::UserAddr { app: me.app, user }.full(&domain, resource),
-            );
-            Outbound::from(to_xml(&copy))
+            let to = crate::core::address::UserAddr { app: me.app, user }.full(&domain, resource);
+            match &once {
+                Some(once) => once.to(&to),
+                None => {
+                    let mut copy = message.clone();
+                    copy.set_attr(rxml::Namespace::NONE, name("to"), to);
+                    to_outbound(&copy)
+                }
+            }
         });
-    session
-        .ctx
-        .metrics
-        .routed(if sent > 0 { "delivered" } else { "offline" });
+    session.ctx.metrics.routed(sent > 0);
     if let Some(push) = offline_push {
         super::messages::push_offline(session, push);
     }

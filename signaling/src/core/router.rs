@@ -100,7 +100,21 @@ impl Router {
             .count()
     }
 
-    /// Resources of `user` other than `except`, for carbons.
+    /// Resources of `user` other than `except` that enabled carbons (XEP-0280). Checked
+    /// before cloning: for the usual single resource this allocates nothing.
+    pub fn carbon_resources(&self, user: UserAddr, except: ConnId) -> Vec<Resource> {
+        self.users
+            .get(&user)
+            .map(|r| {
+                r.iter()
+                    .filter(|r| r.conn != except && r.wants_carbons())
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Resources of `user` other than `except`.
     pub fn other_resources(&self, user: UserAddr, except: ConnId) -> Vec<Resource> {
         self.users
             .get(&user)

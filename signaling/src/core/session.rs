@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::address::{resolve, RoomAddr, Target, UserAddr};
 use super::context::XmppContext;
-use super::framing::{to_xml, StreamEvent, NS_CLIENT};
+use super::framing::{to_outbound, to_xml, StreamEvent, NS_CLIENT};
 use super::resume::{StreamManagement, Takeover};
 use super::router::{ConnId, Outbound, Resource};
 use super::stanza::{self, name, Framing};
@@ -115,7 +115,7 @@ impl Session {
     }
 
     pub(crate) fn send(&self, element: &Element) {
-        self.send_raw(to_xml(element));
+        self.send_raw(to_outbound(element));
     }
 
     /// The bound full JID.
@@ -246,11 +246,7 @@ impl Session {
         if self.state != State::Bound {
             return self.fail("not-authorized", "bind a resource first");
         }
-        self.ctx
-            .metrics
-            .stanzas
-            .get_or_create(&element.name().into())
-            .inc();
+        self.ctx.metrics.stanza(element.name());
         match element.name() {
             "message" => messages::on_message(self, element).await,
             "presence" => self.on_presence(element).await,

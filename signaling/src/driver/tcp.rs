@@ -1,13 +1,16 @@
 //! XMPP over TCP (RFC 6120) on `--xmpp-addr`: one XML stream per connection, upgraded to
 //! TLS in place on STARTTLS.
 
+use std::cell::RefCell;
 use std::future::Future;
+use std::io::{self, IoSlice};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter, ReadHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
 
 use crate::core::context::XmppContext;
 use crate::core::framing::{FramingError, StreamEvent, TcpFramer};
@@ -16,13 +19,23 @@ use crate::core::router::Outbound;
 use crate::core::session::{Flow, Session};
 use crate::core::stanza::Framing;
 
-/// Read and write buffers per connection: small, because idle connections dominate memory
-/// (the target is < 10 KiB per idle connection) and a typical stanza is a few hundred bytes;
-/// larger writes bypass the buffer.
-const READ_BUFFER: usize = 2048;
-const WRITE_BUFFER: usize = 2048;
-/// Stanzas written per wake before yielding, so one busy reader cannot starve others.
-const WRITE_BATCH: usize = 64;
+/// Idle connections dominate memory (the target is < 10 KiB per idle connection), so a
+/// plain TCP connection owns no buffers: it waits until its socket is readable, then reads
+/// into its worker thread's scratch buffer and parses there (`SCRATCH`), and writes queued
+/// stanzas straight from their shared bytes with one vectored write. TLS connections, rare
+/// and large anyway, keep a read buffer and a write buffer of their own.
+const SCRATCH: usize = 16 * 1024;
+const TLS_READ_BUFFER: usize = 2048;
+const TLS_WRITE_BUFFER: usize = 2048;
+/// Stanzas gathered into one vectored write (arbitrary; below Linux's IOV_MAX of 1024).
+const WRITE_BATCH: usize = 32;
+/// Vectored writes per wake before yielding, so one busy reader cannot starve others.
+const WRITES_PER_WAKE: usize = 2;
+
+thread_local! {
+    /// Where plain TCP reads land; parsed before the next await, so one per thread does.
+    static SCRATCH_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH].into_boxed_slice());
+}
 
 /// Accepts connections until `shutdown` resolves.
 pub async fn serve(
@@ -67,19 +80,18 @@ async fn connection(ctx: Arc<XmppContext>, stream: TcpStream) {
     let mut session = Session::new(ctx.clone(), Framing::Tcp, tx, false);
     let mut framer = TcpFramer::new(ctx.config.max_stanza_bytes);
 
-    let (reader, writer) = stream.into_split();
-    let mut writer = BufWriter::with_capacity(WRITE_BUFFER, writer);
+    let (reader, mut writer) = stream.into_split();
     let (mut end, reader) = pump(
         &mut session,
         &mut framer,
         &mut rx,
-        reader_ref(reader),
+        ReaderSlot(Some(reader)),
         &mut writer,
     )
     .await;
     if let (End::StartTls, Some(tls)) = (&end, ctx.config.tls.clone()) {
         end = End::Closed;
-        if let Ok(stream) = reader.reunite(writer.into_inner()) {
+        if let Ok(stream) = reader.reunite(writer) {
             // Boxed: the TLS states are large and most connections never reach them.
             end = Box::pin(secure(tls, stream, &mut session, &mut framer, &mut rx)).await;
         }
@@ -108,7 +120,11 @@ async fn secure(
             session.secured();
             framer.reset();
             let (reader, writer) = tokio::io::split(tls_stream);
-            let mut writer = BufWriter::with_capacity(WRITE_BUFFER, writer);
+            let mut writer = BufWriter::with_capacity(TLS_WRITE_BUFFER, writer);
+            let reader = TlsReader {
+                inner: reader,
+                buf: vec![0; TLS_READ_BUFFER],
+            };
             let end = pump(session, framer, rx, reader, &mut writer).await.0;
             let _ = writer.shutdown().await;
             end
@@ -120,11 +136,20 @@ async fn secure(
     }
 }
 
-/// Keeps the read half reachable after the pump, for reuniting before STARTTLS.
-fn reader_ref(reader: tokio::net::tcp::OwnedReadHalf) -> ReaderSlot {
-    ReaderSlot(Some(reader))
+/// What one read produced: nothing more (the peer closed), or stream events and whether
+/// the bytes parsed.
+type Read = Option<Result<(), FramingError>>;
+
+/// How the pump reads: bytes in, stream events out.
+trait EventSource {
+    async fn read_events(
+        &mut self,
+        framer: &mut TcpFramer,
+        events: &mut Vec<StreamEvent>,
+    ) -> io::Result<Read>;
 }
 
+/// The plain TCP read half, kept reachable after the pump for reuniting before STARTTLS.
 struct ReaderSlot(Option<tokio::net::tcp::OwnedReadHalf>);
 
 impl ReaderSlot {
@@ -133,15 +158,46 @@ impl ReaderSlot {
     }
 }
 
-impl AsyncRead for ReaderSlot {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.0.as_mut() {
-            Some(reader) => std::pin::Pin::new(reader).poll_read(cx, buf),
-            None => std::task::Poll::Ready(Ok(())),
+impl EventSource for ReaderSlot {
+    async fn read_events(
+        &mut self,
+        framer: &mut TcpFramer,
+        events: &mut Vec<StreamEvent>,
+    ) -> io::Result<Read> {
+        let Some(reader) = self.0.as_mut() else {
+            return Ok(None);
+        };
+        loop {
+            reader.readable().await?;
+            let read = SCRATCH_BUFFER.with_borrow_mut(|buf| match reader.try_read(buf) {
+                Ok(0) => Ok(None),
+                Ok(n) => Ok(Some(framer.feed(&buf[..n], events))),
+                Err(e) => Err(e),
+            });
+            match read {
+                // Readiness was spurious: wait again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+/// The read half of a TLS stream, with its own buffer (TLS decrypts into it).
+struct TlsReader {
+    inner: ReadHalf<TlsStream<TcpStream>>,
+    buf: Vec<u8>,
+}
+
+impl EventSource for TlsReader {
+    async fn read_events(
+        &mut self,
+        framer: &mut TcpFramer,
+        events: &mut Vec<StreamEvent>,
+    ) -> io::Result<Read> {
+        match self.inner.read(&mut self.buf).await? {
+            0 => Ok(None),
+            n => Ok(Some(framer.feed(&self.buf[..n], events))),
         }
     }
 }
@@ -153,24 +209,21 @@ async fn pump<R, W>(
     framer: &mut TcpFramer,
     rx: &mut mpsc::Receiver<Outbound>,
     mut reader: R,
-    writer: &mut BufWriter<W>,
+    writer: &mut W,
 ) -> (End, R)
 where
-    R: AsyncRead + Unpin,
+    R: EventSource,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; READ_BUFFER];
     let mut events: Vec<StreamEvent> = Vec::new();
     loop {
         tokio::select! {
-            read = reader.read(&mut buf) => {
-                let n = match read {
-                    Ok(0) | Err(_) => return (End::Dropped, reader),
-                    Ok(n) => n,
+            read = reader.read_events(framer, &mut events) => {
+                let fed = match read {
+                    Ok(Some(fed)) => fed,
+                    Ok(None) | Err(_) => return (End::Dropped, reader),
                 };
                 let now = Instant::now();
-                events.clear();
-                let fed = framer.feed(&buf[..n], &mut events);
                 for event in events.drain(..) {
                     // Boxed: handling awaits the store, and that future is large; inline it
                     // would sit in every idle connection's task.
@@ -206,18 +259,7 @@ where
                 return (End::TakenOver(reply), reader);
             }
             Some(out) = rx.recv() => {
-                if writer.write_all(out.as_bytes()).await.is_err() {
-                    return (End::Dropped, reader);
-                }
-                session.on_sent(&out);
-                for _ in 0..WRITE_BATCH {
-                    let Ok(more) = rx.try_recv() else { break };
-                    if writer.write_all(more.as_bytes()).await.is_err() {
-                        return (End::Dropped, reader);
-                    }
-                    session.on_sent(&more);
-                }
-                if writer.flush().await.is_err() {
+                if write_queued(session, rx, writer, out).await.is_err() {
                     return (End::Dropped, reader);
                 }
             }
@@ -225,12 +267,79 @@ where
     }
 }
 
+/// Writes `first` and what else is queued (up to [`WRITES_PER_WAKE`] vectored writes).
+async fn write_queued<W: AsyncWrite + Unpin>(
+    session: &mut Session,
+    rx: &mut mpsc::Receiver<Outbound>,
+    writer: &mut W,
+    first: Outbound,
+) -> io::Result<()> {
+    let mut batch: [Option<Outbound>; WRITE_BATCH] = Default::default();
+    batch[0] = Some(first);
+    let mut len = 1;
+    for _ in 0..WRITES_PER_WAKE {
+        while len < WRITE_BATCH {
+            let Ok(more) = rx.try_recv() else { break };
+            batch[len] = Some(more);
+            len += 1;
+        }
+        write_all_vectored(writer, &batch[..len]).await?;
+        for out in batch[..len].iter_mut().filter_map(Option::take) {
+            session.on_sent(&out);
+        }
+        len = 0;
+        if rx.is_empty() {
+            break;
+        }
+    }
+    writer.flush().await
+}
+
+/// Writes every stanza of `items` (all `Some`), in order, with as few syscalls as the
+/// socket allows.
+async fn write_all_vectored<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    items: &[Option<Outbound>],
+) -> io::Result<()> {
+    let bytes = |i: usize| items[i].as_deref().unwrap_or_default().as_bytes();
+    let (mut index, mut offset) = (0, 0);
+    while index < items.len() {
+        let mut slices = [IoSlice::new(&[]); WRITE_BATCH];
+        let count = items.len() - index;
+        slices[0] = IoSlice::new(&bytes(index)[offset..]);
+        for (k, slice) in slices.iter_mut().enumerate().take(count).skip(1) {
+            *slice = IoSlice::new(bytes(index + k));
+        }
+        let mut written = writer.write_vectored(&slices[..count]).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 && index < items.len() {
+            let left = bytes(index).len() - offset;
+            if written >= left {
+                written -= left;
+                index += 1;
+                offset = 0;
+            } else {
+                offset += written;
+                written = 0;
+            }
+        }
+        // Skip empty stanzas (none are queued, but a zero-length slice must not stall).
+        while index < items.len() && bytes(index).len() == offset {
+            index += 1;
+            offset = 0;
+        }
+    }
+    Ok(())
+}
+
 /// Takes over the parked session `previd` if it is this user's; writes `<resumed/>` and the
 /// unacknowledged stanzas. False when the connection failed while writing.
 async fn resume<W: AsyncWrite + Unpin>(
     session: &mut Session,
     rx: &mut mpsc::Receiver<Outbound>,
-    writer: &mut BufWriter<W>,
+    writer: &mut W,
     previd: &str,
     h: u32,
 ) -> bool {
@@ -255,10 +364,7 @@ async fn resume<W: AsyncWrite + Unpin>(
     writer.flush().await.is_ok()
 }
 
-async fn flush<W: AsyncWrite + Unpin>(
-    writer: &mut BufWriter<W>,
-    rx: &mut mpsc::Receiver<Outbound>,
-) {
+async fn flush<W: AsyncWrite + Unpin>(writer: &mut W, rx: &mut mpsc::Receiver<Outbound>) {
     while let Ok(out) = rx.try_recv() {
         if writer.write_all(out.as_bytes()).await.is_err() {
             return;
