@@ -1,31 +1,14 @@
 //! The `switchboard` binary end to end: app management, serving over TLS with a generated
 //! certificate, config sources, graceful shutdown and restart on the same data.
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Output};
 
+mod common;
+
+use common::{switchboard, Server, STARTUP_LIMIT};
 use control_api::domain::signature;
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
-/// Guards against a hung child only; no assertion depends on it.
-const STARTUP_LIMIT: Duration = Duration::from_secs(60);
-
-fn switchboard(args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
-    command.args(args);
-    // Settings must come from the test alone, not from the developer's environment.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("SWITCHBOARD_") {
-            command.env_remove(key);
-        }
-    }
-    command
-}
 
 fn run(args: &[&str]) -> Output {
     switchboard(args).output().expect("run switchboard")
@@ -38,76 +21,6 @@ fn stdout_json(output: &Output) -> Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("JSON on stdout")
-}
-
-/// A running `serve` and what its banner said.
-struct Server {
-    child: Child,
-    banner: HashMap<String, String>,
-    lines: Vec<String>,
-}
-
-impl Server {
-    fn start(command: &mut Command) -> Self {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut lines = Vec::new();
-        loop {
-            let line = rx
-                .recv_timeout(STARTUP_LIMIT)
-                .expect("serve printed its banner");
-            if line == "Switchboard ready" {
-                break;
-            }
-            lines.push(line);
-        }
-        let banner = lines
-            .iter()
-            .filter_map(|l| {
-                let (label, value) = l.trim().split_once("  ")?;
-                Some((label.trim().to_string(), value.trim().to_string()))
-            })
-            .collect();
-        Self {
-            child,
-            banner,
-            lines,
-        }
-    }
-
-    fn get(&self, label: &str) -> &str {
-        self.banner
-            .get(label)
-            .unwrap_or_else(|| panic!("banner has no {label:?}: {:?}", self.lines))
-    }
-
-    fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let exit = self.child.wait().expect("wait");
-        assert!(exit.success(), "serve exited with {exit}");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
 }
 
 fn serve_in(dir: &Path) -> Command {

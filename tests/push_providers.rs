@@ -4,23 +4,19 @@
 //! (app session, sign-up, user session, subscriptions, event), and both stand-ins receiving
 //! their push. Also the startup errors of a half or broken push configuration.
 
+mod common;
 #[path = "../control-api/tests/stand_ins/mod.rs"]
 mod stand_ins;
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
+use common::Server;
 use control_api::domain::signature;
 use serde_json::{json, Value};
 use stand_ins::apns::{ApnsStandIn, Expect};
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
-/// Guards against a hung child only; no assertion depends on it.
-const STARTUP_LIMIT: Duration = Duration::from_secs(60);
 const APNS_KEY: &str = include_str!("../control-api/tests/fixtures/apns-test-key.p8");
 const APNS_PUBLIC_KEY: &str = include_str!("../control-api/tests/fixtures/apns-test-key.pub.pem");
 const KEY_ID: &str = "ABC123DEFG";
@@ -28,14 +24,7 @@ const TEAM_ID: &str = "DEF123GHIJ";
 const BUNDLE: &str = "com.example.chat";
 
 fn switchboard(args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
-    command.args(args);
-    // Settings must come from the test alone, not from the developer's environment.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("SWITCHBOARD_") {
-            command.env_remove(key);
-        }
-    }
+    let mut command = common::switchboard(args);
     command.env("RUST_LOG", "warn");
     command
 }
@@ -54,57 +43,6 @@ fn serve_args(dir: &std::path::Path) -> Vec<String> {
     ]
     .map(String::from)
     .to_vec()
-}
-
-/// A running `serve` and its banner's `label  value` lines.
-struct Server {
-    child: Child,
-    banner: HashMap<String, String>,
-}
-
-impl Server {
-    fn start(command: &mut Command) -> Self {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut banner = HashMap::new();
-        loop {
-            let line = rx
-                .recv_timeout(STARTUP_LIMIT)
-                .expect("serve printed its banner");
-            if line == "Switchboard ready" {
-                break;
-            }
-            if let Some((label, value)) = line.trim().split_once("  ") {
-                banner.insert(label.trim().to_string(), value.trim().to_string());
-            }
-        }
-        Self { child, banner }
-    }
-
-    fn get(&self, label: &str) -> &str {
-        self.banner
-            .get(label)
-            .unwrap_or_else(|| panic!("banner has no {label:?}: {:?}", self.banner))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn unix_now() -> i64 {

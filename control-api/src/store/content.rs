@@ -108,26 +108,15 @@ impl ContentStore for SqlStore {
         limit: i64,
         offset: i64,
     ) -> StoreResult<(Vec<Blob>, i64)> {
-        let total: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM blobs WHERE app_id = $1 AND user_id = $2")
-                .bind(app.0)
-                .bind(user.0)
-                .fetch_one(&self.pool)
-                .await?
-                .try_get("n")?;
-        let sql = format!(
-            "SELECT {BLOB_COLUMNS} FROM blobs WHERE app_id = $1 AND user_id = $2 \
-             ORDER BY id DESC LIMIT $3 OFFSET $4"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(app.0)
-            .bind(user.0)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await?;
-        let blobs = rows.iter().map(blob_row).collect::<Result<_, _>>()?;
-        Ok((blobs, total))
+        super::query::owned_page(
+            &self.pool,
+            "blobs",
+            BLOB_COLUMNS,
+            (app, user),
+            (limit, offset),
+            blob_row,
+        )
+        .await
     }
 
     async fn update_blob(&self, b: &Blob) -> StoreResult<()> {

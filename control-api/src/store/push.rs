@@ -244,26 +244,15 @@ impl PushStore for SqlStore {
         limit: i64,
         offset: i64,
     ) -> StoreResult<(Vec<PushEvent>, i64)> {
-        let total: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM push_events WHERE app_id = $1 AND user_id = $2")
-                .bind(app.0)
-                .bind(user.0)
-                .fetch_one(&self.pool)
-                .await?
-                .try_get("n")?;
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM push_events WHERE app_id = $1 AND user_id = $2 \
-             ORDER BY id DESC LIMIT $3 OFFSET $4"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(app.0)
-            .bind(user.0)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await?;
-        let events = rows.iter().map(event_row).collect::<Result<_, _>>()?;
-        Ok((events, total))
+        super::query::owned_page(
+            &self.pool,
+            "push_events",
+            EVENT_COLUMNS,
+            (app, user),
+            (limit, offset),
+            event_row,
+        )
+        .await
     }
 
     async fn delete_event(&self, app: AppId, user: UserId, id: i64) -> StoreResult<bool> {

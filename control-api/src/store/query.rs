@@ -1,10 +1,45 @@
 //! A small SQL text builder with positional `$N` binds, for the dynamic user listing.
 
-use sqlx::any::AnyArguments;
+use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
-use sqlx::Any;
+use sqlx::AnyPool;
+use sqlx::{Any, Row};
 
+use crate::domain::model::{AppId, UserId};
+use crate::domain::store::StoreResult;
 use crate::domain::user_query::{Condition, FilterOp, FilterValue, UserQuery};
+
+/// One page of the rows of `table` a user owns (`app_id`, `user_id`), newest first by id,
+/// and how many there are in all.
+pub(crate) async fn owned_page<T>(
+    pool: &AnyPool,
+    table: &str,
+    columns: &str,
+    (app, user): (AppId, UserId),
+    (limit, offset): (i64, i64),
+    decode: fn(&AnyRow) -> sqlx::Result<T>,
+) -> StoreResult<(Vec<T>, i64)> {
+    let count = format!("SELECT COUNT(*) AS n FROM {table} WHERE app_id = $1 AND user_id = $2");
+    let total: i64 = sqlx::query(&count)
+        .bind(app.0)
+        .bind(user.0)
+        .fetch_one(pool)
+        .await?
+        .try_get("n")?;
+    let page = format!(
+        "SELECT {columns} FROM {table} WHERE app_id = $1 AND user_id = $2 \
+         ORDER BY id DESC LIMIT $3 OFFSET $4"
+    );
+    let rows = sqlx::query(&page)
+        .bind(app.0)
+        .bind(user.0)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(pool)
+        .await?;
+    let items = rows.iter().map(decode).collect::<Result<_, _>>()?;
+    Ok((items, total))
+}
 
 #[derive(Clone, Debug)]
 pub(crate) enum Bind {

@@ -298,7 +298,7 @@ pub(crate) async fn on_groupchat(
                 .map(str::to_string),
             dialog_id: Some(room.dialog.clone()),
             recipient_id: None,
-            body: body.clone(),
+            body,
             attachments: extra.attachments,
             custom: extra.custom,
             markable: message.get_child("markable", stanza::NS_MARKERS).is_some(),
@@ -319,7 +319,7 @@ pub(crate) async fn on_groupchat(
                 // Occupants with no resource online at all get a push; those online but
                 // outside the room read it from history, as QuickBlox clients do.
                 let router = &session.ctx.router;
-                let recipients = dialog
+                let recipients: Vec<UserId> = dialog
                     .occupants
                     .iter()
                     .copied()
@@ -331,14 +331,17 @@ pub(crate) async fn on_groupchat(
                         })
                     })
                     .collect();
-                offline_push = Some(OfflineChatPush {
-                    app: me.app,
-                    dialog_id: posted.dialog_id,
-                    message_id: posted.id,
-                    sender: me.user,
-                    recipients,
-                    text: body,
-                });
+                // Built only when somebody is offline: no copies on the common path.
+                if !recipients.is_empty() {
+                    offline_push = Some(OfflineChatPush {
+                        app: me.app,
+                        dialog_id: posted.dialog_id,
+                        message_id: posted.id,
+                        sender: me.user,
+                        recipients,
+                        text: posted.body,
+                    });
+                }
             }
             Err(e) => return refuse(session, &message, &e),
         }
