@@ -588,10 +588,12 @@ fn constrained_subscriber_moves_down_and_back_up_at_keyframes() {
     assert!(runs.iter().any(|r| r.0 == 2), "top layer first: {runs:?}");
     let before = w.clients[1].received.len();
 
-    // 200 kbit/s: the top layer (~250 kbit/s on the wire) no longer fits, the medium one
+    // 160 kbit/s: the top layer (~250 kbit/s on the wire) no longer fits, the medium one
     // (~110 kbit/s) does. The queue delay TWCC reports must bring the estimate down. The
-    // buffer is deep enough never to drop, so any sequence gap below is the SFU's.
-    w.clients[1].link = Some(Link::new(200_000, Duration::from_secs(10)));
+    // buffer is deep enough never to drop, so any sequence gap below is the SFU's. (At 200
+    // kbit/s the estimate could settle just above the top layer's hold cost, 80 % of its
+    // rate, and keep it: the allocator's hysteresis working as meant, not a switch missed.)
+    w.clients[1].link = Some(Link::new(160_000, Duration::from_secs(10)));
     run_media(
         &mut w,
         &mut senders,
@@ -615,7 +617,8 @@ fn constrained_subscriber_moves_down_and_back_up_at_keyframes() {
     assert!(constrained.len() > 30, "video keeps flowing");
     assert!(
         constrained.iter().rev().take(30).all(|l| *l < 2),
-        "moved below the top layer: {constrained:?}"
+        "moved below the top layer (estimate {squeezed}): {:?}",
+        layer_runs(&w.clients[1].received[before..])
     );
 
     // The link widens again: back to the top layer (bounded wait).
