@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 use tokio::task::AbortHandle;
 
-use super::udp::{self, Datagrams, Outbox, RecvBuffers, Source, UdpIo, OUT_BUF};
+use super::udp::{self, Datagrams, Outbox, Received, RecvBuffers, Source, UdpIo, OUT_BUF};
 use crate::core::allocation::{AllocationId, FiveTuple, Transport};
 use crate::core::server::{BindError, Output, RelaySockets, Server};
 use crate::metrics::TurnMetrics;
@@ -259,15 +259,18 @@ impl Opener<'_> {
 /// The listener: batches of client datagrams into the core.
 pub(crate) async fn listener_loop(shard: Rc<Shard>) {
     loop {
-        if let Err(e) = shard.listener.socket.readable().await {
-            tracing::error!(error = %e, "TURN UDP listener failed");
-            return;
-        }
+        let mut ready = match shard.listener.readable().await {
+            Ok(ready) => ready,
+            Err(e) => {
+                tracing::error!(error = %e, "TURN UDP listener failed");
+                return;
+            }
+        };
         for _ in 0..IO_LOOP_BOUND {
             let mut bufs = shard.bufs.borrow_mut();
-            let n = match shard.listener.recv(&mut bufs) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            let (n, drained) = match shard.listener.recv(&mut ready, &mut bufs) {
+                Ok(Received::More(n)) => (n, false),
+                Ok(Received::Drained(n)) => (n, true),
                 Err(e) => {
                     tracing::debug!(error = %e, "TURN UDP receive error");
                     break;
@@ -290,7 +293,11 @@ pub(crate) async fn listener_loop(shard: Rc<Shard>) {
             drop(bufs);
             shard.flush();
             shard.server.borrow_mut().flush_stats();
+            if drained {
+                break;
+            }
         }
+        drop(ready);
         tokio::task::yield_now().await;
     }
 }
@@ -298,14 +305,14 @@ pub(crate) async fn listener_loop(shard: Rc<Shard>) {
 /// One relayed socket: batches of peer datagrams, framed by the core for the client.
 async fn relay_loop(shard: Rc<Shard>, id: AllocationId, io: Rc<UdpIo>) {
     loop {
-        if io.socket.readable().await.is_err() {
+        let Ok(mut ready) = io.readable().await else {
             return;
-        }
+        };
         for _ in 0..IO_LOOP_BOUND {
             let mut bufs = shard.bufs.borrow_mut();
-            let n = match io.recv(&mut bufs) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            let (n, drained) = match io.recv(&mut ready, &mut bufs) {
+                Ok(Received::More(n)) => (n, false),
+                Ok(Received::Drained(n)) => (n, true),
                 Err(_) => break,
             };
             let now = Instant::now();
@@ -322,7 +329,11 @@ async fn relay_loop(shard: Rc<Shard>, id: AllocationId, io: Rc<UdpIo>) {
             server.flush_stats();
             drop((server, out, bufs));
             shard.flush();
+            if drained {
+                break;
+            }
         }
+        drop(ready);
         tokio::task::yield_now().await;
     }
 }

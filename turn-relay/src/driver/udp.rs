@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState, BATCH_SIZE};
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::Interest;
+use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 
 use crate::core::allocation::AllocationId;
 
@@ -22,10 +22,20 @@ const LISTENER_BUFFER: usize = 8 << 20;
 /// Relayed-socket buffers (arbitrary: a burst of video frames for one allocation).
 const RELAY_BUFFER: usize = 1 << 20;
 
-/// A tokio UDP socket with its quinn-udp state.
+/// A UDP socket registered with tokio's reactor, with its quinn-udp state. `AsyncFd`
+/// rather than `tokio::net::UdpSocket` so a receive that drained the socket can clear its
+/// readiness itself, sparing the `recvmmsg` that would only say `EAGAIN`.
 pub(crate) struct UdpIo {
-    pub socket: tokio::net::UdpSocket,
+    pub socket: AsyncFd<std::net::UdpSocket>,
     pub state: UdpSocketState,
+}
+
+/// What one receive call did.
+pub(crate) enum Received {
+    /// `n` slots filled; the socket may hold more.
+    More(usize),
+    /// `n` slots filled (perhaps 0) and the socket is empty: wait for readiness again.
+    Drained(usize),
 }
 
 impl UdpIo {
@@ -35,10 +45,10 @@ impl UdpIo {
         // Best effort: the kernel may clamp these, which only costs headroom.
         let _ = state.set_recv_buffer_size(UdpSockRef::from(&socket), buffer);
         let _ = state.set_send_buffer_size(UdpSockRef::from(&socket), buffer);
-        Ok(Self {
-            socket: tokio::net::UdpSocket::from_std(socket)?,
-            state,
-        })
+        // SAFETY: the `UdpSocket` owns its descriptor and is neither closed nor replaced
+        // while the `AsyncFd` holds it (it is dropped with it).
+        let socket = unsafe { AsyncFd::register(socket)? };
+        Ok(Self { socket, state })
     }
 
     pub fn listener(socket: std::net::UdpSocket) -> io::Result<Self> {
@@ -49,16 +59,41 @@ impl UdpIo {
         Self::new(socket, RELAY_BUFFER)
     }
 
-    /// One `recvmmsg` into `bufs`; `WouldBlock` when nothing is queued.
-    pub fn recv(&self, bufs: &mut RecvBuffers) -> io::Result<usize> {
+    /// Waits until the socket is readable.
+    pub async fn readable(&self) -> io::Result<AsyncFdReadyGuard<'_, std::net::UdpSocket>> {
+        self.socket.readable().await
+    }
+
+    /// One `recvmmsg` into `bufs`. A batch with free slots left means the kernel had no more
+    /// (non-blocking `recvmmsg` stops at the first empty read), so readiness is cleared then
+    /// and not only on `WouldBlock`: one syscall per wake-up instead of two under paced
+    /// traffic. Clearing is safe against a datagram arriving meanwhile: tokio keeps
+    /// readiness that an event newer than `ready` set.
+    pub fn recv(
+        &self,
+        ready: &mut AsyncFdReadyGuard<'_, std::net::UdpSocket>,
+        bufs: &mut RecvBuffers,
+    ) -> io::Result<Received> {
         let mut chunks = bufs.data.chunks_mut(SLOT);
         // `RecvBuffers::new` made exactly BATCH_SIZE slots.
         let mut iovs: [IoSliceMut<'_>; BATCH_SIZE] =
             std::array::from_fn(|_| IoSliceMut::new(chunks.next().expect("BATCH_SIZE slots")));
-        self.socket.try_io(Interest::READABLE, || {
-            self.state
-                .recv(UdpSockRef::from(&self.socket), &mut iovs, &mut bufs.meta)
-        })
+        match self.state.recv(
+            UdpSockRef::from(self.socket.get_ref()),
+            &mut iovs,
+            &mut bufs.meta,
+        ) {
+            Ok(n) if n < BATCH_SIZE => {
+                ready.clear_ready();
+                Ok(Received::Drained(n))
+            }
+            Ok(n) => Ok(Received::More(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                ready.clear_ready();
+                Ok(Received::Drained(0))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Sends `contents`, datagrams of `segment` bytes (the last may be shorter), in as
@@ -87,7 +122,9 @@ impl UdpIo {
             // no write readiness until the reactor's next turn, and `try_io` would refuse the
             // allocation's first packets although the kernel takes them (the socket is
             // non-blocking either way; a full buffer still fails with WouldBlock).
-            let sent = self.state.send(UdpSockRef::from(&self.socket), &transmit);
+            let sent = self
+                .state
+                .send(UdpSockRef::from(self.socket.get_ref()), &transmit);
             if sent.is_err() {
                 dropped += chunk.len().div_ceil(segment);
             }
@@ -426,7 +463,7 @@ mod tests {
         contents.extend_from_slice(&[9; 30]);
         let to = receiver.local_addr().unwrap();
         // A new socket is writable once the reactor has seen it.
-        runtime.block_on(sender.socket.writable()).unwrap();
+        drop(runtime.block_on(sender.socket.writable()).unwrap());
         assert_eq!(sender.send(to, None, &contents, 100), 0);
         let mut buf = [0u8; 2048];
         for i in 0..5u8 {
