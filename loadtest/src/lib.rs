@@ -2,7 +2,8 @@
 //!
 //! - [`scenario`] drives a server: `api` (QuickBlox REST), `chat` (XMPP over TCP, any
 //!   standard server), `turn` (TURN allocations and relayed packets over UDP or TCP,
-//!   through a loopback peer the tester runs).
+//!   through a loopback peer the tester runs), `conference` (Janus videoroom over WebSocket,
+//!   str0m peers publishing Opus + simulcast VP8 and subscribing to each other).
 //! - [`run`] is what every scenario shares: the client ramp-up, the pacer, the time and
 //!   count bounds, Ctrl-C, the live progress line and the once-a-second samples.
 //! - [`report`] is the JSON report (`switchboard-loadtest/1`): HDR histograms serialised

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use loadtest::report::{self, Report};
 use loadtest::run::Common;
-use loadtest::scenario::{api, chat, turn};
+use loadtest::scenario::{api, chat, conference, turn};
 use loadtest::{html, slo};
 
 #[derive(Parser)]
@@ -30,6 +30,8 @@ enum Command {
     Api(api::ApiArgs),
     /// XMPP over TCP: 1:1 and group messages with delivery latency; idle connections.
     Chat(chat::ChatArgs),
+    /// Janus videoroom conferences: R rooms × P str0m peers publishing Opus + simulcast VP8.
+    Conference(conference::ConferenceArgs),
     /// TURN over UDP or TCP: allocations, and packets relayed to and from a loopback peer.
     Turn(turn::TurnArgs),
     /// Merge reports of one scenario run by several load agents at once (exact histograms).
@@ -66,6 +68,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Chat(args) => {
             let common = args.common.clone();
             finish(chat::run(args).await?, &common)
+        }
+        Command::Conference(args) => {
+            let common = args.common.clone();
+            finish(conference::run(args).await?, &common)
         }
         Command::Turn(args) => {
             let common = args.common.clone();

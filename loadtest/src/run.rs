@@ -424,7 +424,9 @@ where
                     prev = Some(u);
                 }
                 None if server0.is_some() => {
-                    live.note(format!("the server (pid {pid}) went away after {t}s"));
+                    live.note(format!(
+                        "scenario failed: the server (pid {pid}) went away after {t}s"
+                    ));
                     report.series.push(sample);
                     break;
                 }

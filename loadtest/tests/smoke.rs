@@ -450,3 +450,229 @@ fn turn_relays_over_udp_and_tcp_and_refuses_a_wrong_secret() {
     assert_eq!(r.totals.ops, 0);
     assert!(r.totals.errors > 0);
 }
+
+const GRANT_SECRET: &str = "smoke-conference-secret";
+
+/// `conference` runs with grants minted from the SFU's shared secret.
+fn conference_args(ws: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = strings(&["conference", "--target", ws, "--quiet"]);
+    args.extend(strings(extra));
+    args
+}
+
+fn janus_url(server: &Server) -> String {
+    let http = server.get("REST API (HTTP)");
+    format!("{}/janus", http.replacen("http://", "ws://", 1))
+}
+
+/// An HTTP GET of the server's `/metrics`, the value of one sample (0 if absent).
+fn metric(server: &Server, name: &str) -> f64 {
+    use std::io::{Read, Write};
+    let http = server.get("REST API (HTTP)");
+    let addr = http.trim_start_matches("http://");
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return 0.0;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn conference_media_flows_on_every_track() {
+    let server = Server::start_with(&[
+        "--roles",
+        "api,sfu",
+        "--sfu-grant-secret",
+        GRANT_SECRET,
+        "--sfu-workers",
+        "1",
+    ]);
+    let pid = server.child.id().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("conference.json");
+    let tracks = dir.path().join("tracks.csv");
+    let out = loadtest(&conference_args(
+        &janus_url(&server),
+        &[
+            "--grant-secret",
+            GRANT_SECRET,
+            "--rooms",
+            "1",
+            "--participants",
+            "3",
+            "--duration",
+            "5s",
+            "--ramp-up",
+            "500ms",
+            "--server-pid",
+            &pid,
+            "--out",
+            json.to_str().unwrap(),
+            "--tracks",
+            tracks.to_str().unwrap(),
+        ],
+    ));
+    assert_ok(&out);
+    let r = Report::read(&json).expect("conference report");
+    assert_eq!(r.scenario, "conference");
+    assert_eq!(r.unit, "forwarded packet");
+    assert!(!r.partial, "{:?}", r.notes);
+    let c = |k: &str| r.counters.get(k).copied().unwrap_or(0);
+    assert_eq!(c("joins"), 3, "{r:?}");
+    // Each of 3 participants subscribes to the other 2: audio + video each.
+    assert_eq!(c("subscriptions"), 6, "{r:?}");
+    assert_eq!(c("tracks_subscribed"), 12, "{r:?}");
+    assert_eq!(c("tracks_without_media"), 0, "media on every track: {r:?}");
+    assert!(c("audio_packets") > 0 && c("video_packets") > 0);
+    assert_eq!(r.totals.ops, c("audio_packets") + c("video_packets"));
+    assert_eq!(r.latencies["all"].count, r.totals.ops);
+    for op in [
+        "join",
+        "publish",
+        "subscribe",
+        "first_media",
+        "audio",
+        "video",
+        "jitter_audio",
+        "jitter_video",
+    ] {
+        assert!(
+            r.latencies.contains_key(op),
+            "{op}: {:?}",
+            r.latencies.keys()
+        );
+    }
+    assert!(r.server.as_ref().and_then(|s| s.cpu_us_per_unit).is_some());
+    assert!(
+        r.errors.keys().all(|k| k == "lost packets"),
+        "{:?}",
+        r.errors
+    );
+    let csv = std::fs::read_to_string(&tracks).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 12, "{csv}");
+    for row in rows {
+        let packets: u64 = row.split(',').nth(3).unwrap().parse().unwrap();
+        assert!(packets > 0, "a track without media: {row}");
+    }
+}
+
+#[test]
+fn conference_fails_clearly_on_bad_targets_refused_joins_and_a_dying_server() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens: refused at once, exit 1, partial report.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let json = dir.path().join("unreachable.json");
+    let out = loadtest(&conference_args(
+        &format!("ws://127.0.0.1:{port}/janus"),
+        &[
+            "--participants",
+            "2",
+            "--duration",
+            "60s",
+            "--out",
+            json.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("connection refused"), "{stderr}");
+    let r = Report::read(&json).expect("partial report written");
+    assert!(r.partial);
+    assert_eq!(r.totals.ops, 0);
+
+    // Not loopback: refused before anything is sent.
+    let out = loadtest(&conference_args("ws://10.1.2.3:8080/janus", &[]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a loopback address"));
+
+    // Switchboard without a grant: the join is refused (Janus 433), the run ends at once.
+    let server = Server::start_with(&[
+        "--roles",
+        "api,sfu",
+        "--sfu-grant-secret",
+        GRANT_SECRET,
+        "--sfu-workers",
+        "1",
+    ]);
+    let ws = janus_url(&server);
+    let json = dir.path().join("refused.json");
+    let out = loadtest(&conference_args(
+        &ws,
+        &[
+            "--no-create-rooms",
+            "--participants",
+            "2",
+            "--duration",
+            "60s",
+            "--out",
+            json.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refused") && stderr.contains("433"),
+        "{stderr}"
+    );
+    assert!(Report::read(&json).expect("partial report").partial);
+
+    // The server dies mid-run: the run ends with a partial report, not a hang.
+    let mut server = server;
+    let json = dir.path().join("died.json");
+    let pid = server.child.id().to_string();
+    let run = Command::new(LOADTEST)
+        .args(conference_args(
+            &ws,
+            &[
+                "--grant-secret",
+                GRANT_SECRET,
+                "--participants",
+                "2",
+                "--duration",
+                "120s",
+                "--server-pid",
+                &pid,
+                "--out",
+                json.to_str().unwrap(),
+            ],
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run loadtest");
+    // Media is being forwarded (bounded wait on the server's own counter)...
+    let deadline = std::time::Instant::now() + STARTUP_LIMIT;
+    while metric(&server, "switchboard_sfu_rtp_forwarded_total") < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no media forwarded in time"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // ...when the server is killed.
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let out = run.wait_with_output().expect("loadtest ends");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the run failed"), "{stderr}");
+    let r = Report::read(&json).expect("partial report");
+    assert!(r.partial);
+    assert!(r.totals.ops > 0, "media flowed before the server died");
+}

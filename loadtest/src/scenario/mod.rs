@@ -3,6 +3,10 @@
 
 pub mod api;
 pub mod chat;
+pub mod conference;
+pub mod janus;
+pub mod media;
+pub mod peer;
 pub mod qb;
 pub mod turn;
 pub mod xmpp;
