@@ -25,7 +25,10 @@ start)
   mkdir -p "$dir/spool" "$dir/logs"
   : >"$dir/users.txt"
   for ((i = 0; i < users; i++)); do echo "lt$i@localhost pw$i" >>"$dir/users.txt"; done
-  : >"$dir/ejabberdctl.cfg"
+  # TCP_NODELAY on accepted client sockets (inherited from the listener), as Switchboard sets
+# it: with Nagle on, a stanza written while the previous one is unacknowledged waits for
+# the client's delayed ACK (~40 ms).
+echo 'ERL_OPTIONS="-kernel inet_default_listen_options [{nodelay,true}]"' >"$dir/ejabberdctl.cfg"
   cp /etc/ejabberd/inetrc "$dir/inetrc" 2>/dev/null || true
   cat >"$dir/ejabberd.yml" <<CFG
 hosts: [localhost]

@@ -38,6 +38,9 @@ authentication = "internal_plain"
 storage = "internal"
 modules_enabled = { "roster"; "saslauth"; "disco"; "ping"; "posix" }
 modules_disabled = { "s2s" }
+-- TCP_NODELAY on client streams, as Switchboard sets it: with Nagle on, a stanza written
+-- while the previous one is unacknowledged waits for the client's delayed ACK (~40 ms).
+network_settings = { nagle = false }
 VirtualHost "localhost"
 Component "conference.localhost" "muc"
   muc_room_locking = false

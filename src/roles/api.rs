@@ -6,7 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use axum::Router;
-use axum_server::tls_rustls::RustlsConfig;
+// TCP_NODELAY on every accepted connection: WebSocket faces (/janus, /ws) send small
+// frames, which Nagle's algorithm would hold until the peer's delayed ACK (~40 ms each).
+use axum_server::accept::NoDelayAcceptor;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use axum_server::Handle;
 use control_api::ControlPlane;
 use prometheus_client::registry::Registry;
@@ -95,6 +98,7 @@ pub async fn start(
     let https_handle = Handle::new();
     let http = tokio::spawn(
         axum_server::from_tcp(listeners.http)
+            .acceptor(NoDelayAcceptor::new())
             .handle(http_handle.clone())
             .serve(
                 app.clone()
@@ -102,7 +106,8 @@ pub async fn start(
             ),
     );
     let https = tokio::spawn(
-        axum_server::from_tcp_rustls(listeners.https, rustls)
+        axum_server::from_tcp(listeners.https)
+            .acceptor(RustlsAcceptor::new(rustls).acceptor(NoDelayAcceptor::new()))
             .handle(https_handle.clone())
             .serve(app.into_make_service_with_connect_info::<SocketAddr>()),
     );

@@ -4,7 +4,7 @@
 //! Every chat write of this process goes through the same [`SqlStore`](super::SqlStore),
 //! which updates or drops the entries it touches, so what this process reads is what it
 //! wrote. Another process sharing the database (a second node on PostgreSQL) is seen within
-//! [`TTL`]: entries older than that are read again.
+//! [`TTL`] (plus up to half of it): entries older than that are read again.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -25,13 +25,20 @@ struct Entry {
     dialog: Dialog,
     /// Occupants who deleted this private dialog for themselves.
     hidden: Vec<UserId>,
-    loaded: Instant,
+    /// Read again after this: [`TTL`] plus a random part of half of it, so dialogs loaded
+    /// together (a burst of first messages) do not all expire together and stall routing
+    /// behind a burst of reloads.
+    expires: Instant,
 }
 
 impl Entry {
     fn fresh(&self, app: AppId) -> bool {
-        self.dialog.app_id == app && self.loaded.elapsed() < TTL
+        self.dialog.app_id == app && Instant::now() < self.expires
     }
+}
+
+fn expiry() -> Instant {
+    Instant::now() + TTL + TTL.mul_f64(rand::random::<f64>() / 2.0)
 }
 
 /// Read-mostly and sharded (dashmap), so concurrent routing does not contend on one lock.
@@ -93,7 +100,7 @@ impl DialogCache {
             Entry {
                 dialog: dialog.clone(),
                 hidden,
-                loaded: Instant::now(),
+                expires: expiry(),
             },
         );
     }

@@ -65,6 +65,11 @@ pub struct ChatArgs {
     /// (`<extraParams><save_to_history>1</save_to_history></extraParams>`).
     #[arg(long)]
     pub history: bool,
+    /// After the ramp-up, messages sent during this long are delivered and checked for loss
+    /// but left out of the latency histograms and the rate (counter `warmup_deliveries`):
+    /// first messages create private dialogs on Switchboard, which steady traffic does not.
+    #[arg(long, default_value = "0s", value_parser = crate::run::parse_duration)]
+    pub warmup: Duration,
 }
 
 pub async fn run(args: ChatArgs) -> anyhow::Result<Report> {
@@ -90,6 +95,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Report> {
     let idle = open_idle(&args, addr, &accounts, &live).await;
     let common = args.common.clone();
     let history = args.history;
+    let warmup = args.warmup;
     let work = {
         let live = live.clone();
         async move {
@@ -114,6 +120,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Report> {
                     let mut plan =
                         Plan::for_user(i, n, &accounts, &rooms, common.rate_per_client());
                     plan.send_from = started + common.ramp_up;
+                    plan.record_from = plan.send_from + warmup;
                     if history {
                         plan.extra = HISTORY_PARAMS;
                     }
@@ -136,9 +143,14 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Report> {
         .get("deliveries_expected")
         .copied()
         .unwrap_or(0);
+    let warmup = report
+        .counters
+        .get("warmup_deliveries")
+        .copied()
+        .unwrap_or(0);
     report.counters.insert(
         "messages_lost".into(),
-        expected.saturating_sub(report.totals.ops),
+        expected.saturating_sub(report.totals.ops + warmup),
     );
     report
         .counters
@@ -152,6 +164,10 @@ fn params(args: &ChatArgs) -> std::collections::BTreeMap<String, serde_json::Val
     p.insert("room_size".into(), serde_json::json!(args.room_size));
     p.insert("idle".into(), serde_json::json!(args.idle));
     p.insert("history".into(), serde_json::json!(args.history));
+    p.insert(
+        "warmup_s".into(),
+        serde_json::json!(args.warmup.as_secs_f64()),
+    );
     let source = if args.users.is_some() { "file" } else { "rest" };
     p.insert("credentials".into(), serde_json::json!(source));
     p
@@ -169,6 +185,8 @@ struct Plan {
     index: usize,
     /// Sending starts when the ramp-up is over and every user has logged in and joined.
     send_from: Instant,
+    /// Deliveries of messages sent earlier are warm-up: counted, not measured.
+    record_from: Instant,
     peer: Option<String>,
     room: Option<(String, u64)>,
     rate: f64,
@@ -186,6 +204,7 @@ impl Plan {
         Self {
             index: i,
             send_from: Instant::now(),
+            record_from: Instant::now(),
             peer,
             room,
             rate,
@@ -372,6 +391,11 @@ async fn chat_loop(live: &Arc<Live>, conn: &mut Conn, plan: &Plan) -> anyhow::Re
     if Instant::now() < plan.send_from && live.sleep(plan.send_from - Instant::now()).await {
         return Ok(());
     }
+    let record_from_us = live.now_us()
+        + plan
+            .record_from
+            .saturating_duration_since(Instant::now())
+            .as_micros() as u64;
     let mut pacer = Pacer::new(plan.rate);
     let sending = plan.rate > 0.0 && (plan.peer.is_some() || plan.room.is_some());
     let mut seq = 0u64;
@@ -397,7 +421,7 @@ async fn chat_loop(live: &Arc<Live>, conn: &mut Conn, plan: &Plan) -> anyhow::Re
                 framer.push(&buf[..n]);
                 while let Some(ev) = framer.next_event() {
                     match ev {
-                        Event::Element(e) => on_element(live, &e, &mut wr).await?,
+                        Event::Element(e) => on_element(live, &e, &mut wr, record_from_us).await?,
                         Event::StreamEnd => anyhow::bail!("the server ended the stream"),
                         Event::StreamOpen(_) => {}
                     }
@@ -439,6 +463,7 @@ async fn on_element(
     live: &Live,
     e: &str,
     wr: &mut tokio::net::tcp::WriteHalf<'_>,
+    record_from_us: u64,
 ) -> anyhow::Result<()> {
     match xmpp::name(e) {
         "message" => {
@@ -460,7 +485,11 @@ async fn on_element(
             } else {
                 "chat"
             };
-            live.record(op, live.now_us().saturating_sub(sent_us));
+            if sent_us < record_from_us {
+                live.add("warmup_deliveries", 1);
+            } else {
+                live.record(op, live.now_us().saturating_sub(sent_us));
+            }
         }
         "iq" if xmpp::attr(e, "type") == Some("get") => {
             // Server pings (XEP-0199) and other queries: answer so the stream stays up.
