@@ -120,6 +120,13 @@ def main():
         return f"{per / 1024:.1f} KiB ({n:,} conns)" if per and n else "–"
 
     rows.append("| memory per idle authenticated connection | " + cells(idle_cell) + " |")
+
+    def logins_cell(s):
+        c = ((load(os.path.join(out, f"idle-{s}.json")) or {}).get("counters") or {})
+        n, ms = c.get("idle_connections"), c.get("idle_logins_ms")
+        return f"{n * 1000 / ms:,.0f}" if n and ms else "–"
+
+    rows.append("| logins/s (the idle connections, 32 at a time) | " + cells(logins_cell) + " |")
     print("\n".join(rows))
 
     sb_cpu = cpu_us(best["switchboard"][1])

@@ -320,6 +320,8 @@ async fn open_idle(
     let pid = args.common.server_pid;
     let before = pid.and_then(crate::procstat::read);
     let sem = Arc::new(tokio::sync::Semaphore::new(LOGIN_CONCURRENCY));
+    // Logins/s: the idle logins run back to back, LOGIN_CONCURRENCY at a time.
+    let logins_started = Instant::now();
     let mut tasks = Vec::new();
     for k in 0..args.idle as usize {
         let account = accounts[k % accounts.len()].clone();
@@ -338,6 +340,10 @@ async fn open_idle(
         }
     }
     live.add("idle_connections", conns.len() as u64);
+    live.add(
+        "idle_logins_ms",
+        logins_started.elapsed().as_millis().max(1) as u64,
+    );
     // Let the server finish allocating for the last logins before reading its RSS.
     tokio::time::sleep(Duration::from_secs(2)).await;
     if let (Some(a), Some(b)) = (before, pid.and_then(crate::procstat::read)) {
