@@ -168,16 +168,6 @@ if [[ $README == 1 ]]; then
     echo
     cat "$OUT/chat-table.md"
   } >"$block"
-  python3 - "$ROOT/README.md" "$block" <<'EOF'
-import sys
-path, block = sys.argv[1], open(sys.argv[2]).read()
-text = open(path).read()
-begin, end = "<!-- chat-bench:begin -->", "<!-- chat-bench:end -->"
-if begin not in text or end not in text:
-    sys.exit("README.md has no chat-bench markers")
-head, rest = text.split(begin, 1)
-_, tail = rest.split(end, 1)
-open(path, "w").write(head + begin + "\n" + block + end + tail)
-EOF
+  python3 "$ROOT/bench/readme_block.py" "$ROOT/README.md" chat-bench "$block"
   echo "README.md: chat block rewritten"
 fi

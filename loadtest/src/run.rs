@@ -356,6 +356,24 @@ impl Pacer {
     }
 }
 
+/// [`drive`] for scenarios over UDP: also counts the host's UDP receive-buffer drops over the
+/// run (`host_udp_rcvbuf_drops`). Host-wide (other processes' sockets too), but on a quiet
+/// machine it says whether lost packets died in a full socket buffer rather than in the
+/// server's logic.
+pub async fn drive_udp<F>(common: &Common, live: Arc<Live>, report: Report, work: F) -> Report
+where
+    F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let drops0 = procstat::udp_rcvbuf_errors();
+    let mut report = drive(common, live, report, work).await;
+    if let (Some(a), Some(b)) = (drops0, procstat::udp_rcvbuf_errors()) {
+        report
+            .counters
+            .insert("host_udp_rcvbuf_drops".into(), b.saturating_sub(a));
+    }
+    report
+}
+
 /// Runs `work` (the scenario's clients) under the run's bounds, sampling once a second,
 /// and returns the report. `report` brings the scenario's name, target, unit and params.
 pub async fn drive<F>(common: &Common, live: Arc<Live>, mut report: Report, work: F) -> Report

@@ -144,6 +144,18 @@ fn assert_ok(out: &Output) {
     );
 }
 
+/// A run that failed clearly: exit code 1, `needle` in its error output, a partial report
+/// at `json` with no work done.
+fn assert_failed_with_partial_report(out: &Output, needle: &str, json: &std::path::Path) -> Report {
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(needle), "{stderr}");
+    let r = Report::read(json).expect("partial report written");
+    assert!(r.partial);
+    assert_eq!(r.totals.ops, 0);
+    r
+}
+
 #[test]
 fn api_and_chat_against_a_real_server() {
     let server = Server::start();
@@ -442,12 +454,7 @@ fn turn_relays_over_udp_and_tcp_and_refuses_a_wrong_secret() {
         "--out",
         json.to_str().unwrap(),
     ]));
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("refused the credentials"), "{stderr}");
-    let r = Report::read(&json).expect("partial report written");
-    assert!(r.partial);
-    assert_eq!(r.totals.ops, 0);
+    let r = assert_failed_with_partial_report(&out, "refused the credentials", &json);
     assert!(r.totals.errors > 0);
 }
 
@@ -584,12 +591,7 @@ fn conference_fails_clearly_on_bad_targets_refused_joins_and_a_dying_server() {
             json.to_str().unwrap(),
         ],
     ));
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("connection refused"), "{stderr}");
-    let r = Report::read(&json).expect("partial report written");
-    assert!(r.partial);
-    assert_eq!(r.totals.ops, 0);
+    assert_failed_with_partial_report(&out, "connection refused", &json);
 
     // Not loopback: refused before anything is sent.
     let out = loadtest(&conference_args("ws://10.1.2.3:8080/janus", &[]));

@@ -38,7 +38,7 @@ use super::media::MediaSpec;
 use super::peer::{Peer, Publisher, Subscriber, TrackRow};
 use super::qb::{AppArgs, Rest};
 use crate::report::Report;
-use crate::run::{drive, Common, Live};
+use crate::run::{drive_udp, Common, Live};
 
 /// Most participants per room (Janus's and Switchboard's conference size).
 pub const MAX_PARTICIPANTS: u32 = 32;
@@ -265,13 +265,7 @@ pub async fn run(mut args: ConferenceArgs) -> anyhow::Result<Report> {
         }
         Ok(())
     };
-    let drops0 = crate::procstat::udp_rcvbuf_errors();
-    let mut report = drive(&args.common, live, report, work).await;
-    if let (Some(a), Some(b)) = (drops0, crate::procstat::udp_rcvbuf_errors()) {
-        report
-            .counters
-            .insert("host_udp_rcvbuf_drops".into(), b.saturating_sub(a));
-    }
+    let mut report = drive_udp(&args.common, live, report, work).await;
     let rows = std::mem::take(&mut *rows.lock().unwrap_or_else(|e| e.into_inner()));
     summarise(&mut report, &rows);
     if let Some(path) = &args.tracks {

@@ -31,7 +31,7 @@ use turn_relay::core::auth::{long_term_key, rest_password};
 use turn_relay::core::stun::{self, attr, channel_data, method, Class, Message, Writer};
 
 use crate::report::Report;
-use crate::run::{drive, Common, Live, Pacer};
+use crate::run::{drive_udp, Common, Live, Pacer};
 use crate::stats::{self, Batch, Flow};
 
 /// Bound on one client's allocation, permission and channel setup, retransmissions included.
@@ -316,15 +316,7 @@ pub async fn run(args: TurnArgs) -> anyhow::Result<Report> {
         }
         Ok(())
     };
-    let drops0 = crate::procstat::udp_rcvbuf_errors();
-    let mut report = drive(&args.common, live, report, work).await;
-    if let (Some(a), Some(b)) = (drops0, crate::procstat::udp_rcvbuf_errors()) {
-        // Host-wide (other processes' sockets too), but on a quiet machine it says whether
-        // lost packets died in a full socket buffer rather than in the server's logic.
-        report
-            .counters
-            .insert("host_udp_rcvbuf_drops".into(), b.saturating_sub(a));
-    }
+    let mut report = drive_udp(&args.common, live, report, work).await;
     if mode == Mode::Relay {
         let c = |k: &str| report.counters.get(k).copied().unwrap_or(0);
         let lost = stats::lost(&[
