@@ -39,6 +39,7 @@ pub struct Metrics {
     pub bwe_reprobes: Counter,
     pub malformed: Counter,
     pub unknown_source: Counter,
+    pub send_dropped: Counter,
     pub janus_errors: Family<ErrorLabel, Counter>,
     pub forward_latency: Histogram,
     pub estimate: Histogram,
@@ -65,6 +66,7 @@ impl Default for Metrics {
             bwe_reprobes: Counter::default(),
             malformed: Counter::default(),
             unknown_source: Counter::default(),
+            send_dropped: Counter::default(),
             janus_errors: Family::default(),
             // 10 µs .. ~80 ms.
             forward_latency: Histogram::new(
@@ -145,6 +147,11 @@ impl Metrics {
             "unknown_source_datagrams",
             "Datagrams from no known peer (dropped)",
             m.unknown_source.clone(),
+        );
+        r.register(
+            "send_dropped_datagrams",
+            "Datagrams dropped at send (full socket buffer or a send error)",
+            m.send_dropped.clone(),
         );
         r.register(
             "janus_errors",

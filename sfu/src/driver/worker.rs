@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::udp::UdpIo;
+use super::udp::{Sends, UdpIo};
 use crate::config::SfuConfig;
 use crate::core::api::{Command, HandleId, Reply, RoomError, RoomEvent, RoomId};
 use crate::core::room::RoomOutput;
@@ -192,19 +192,27 @@ async fn run(
                 r?;
                 for _ in 0..RECV_BATCHES_PER_WAKE {
                     let now = Instant::now();
-                    let n = udp.recv_batch(|from, data| shard.handle_datagram(now, from, data))?;
+                    let n = udp.recv_batch(|from, data, _| shard.handle_datagram(now, from, data))?;
                     if n == 0 {
                         break;
                     }
                     received_at.get_or_insert(now);
-                    flush(&mut shard, &udp, &mut sinks);
+                    flush(&mut shard, &mut udp.tx, &mut sinks);
+                    if n < quinn_udp::BATCH_SIZE {
+                        // Drained (and its readiness cleared): the sends wait for the timers'
+                        // output below, to leave in the same `sendmmsg`.
+                        break;
+                    }
+                    // More may be waiting: send this batch's output before reading on.
+                    udp.tx.flush();
                 }
             }
             _ = tokio::time::sleep_until(deadline) => {}
         }
         // Timers run on every wake, so a busy socket cannot starve them.
         shard.handle_timeout(Instant::now());
-        flush(&mut shard, &udp, &mut sinks);
+        flush(&mut shard, &mut udp.tx, &mut sinks);
+        udp.tx.flush();
         let stats = shard.take_stats();
         if let Some(t) = received_at {
             if stats.rtp_forwarded > 0 {
@@ -212,6 +220,7 @@ async fn run(
             }
         }
         metrics.absorb(&stats);
+        metrics.send_dropped.inc_by(udp.tx.take_dropped());
         if Instant::now() >= next_gauges {
             next_gauges = Instant::now() + GAUGE_INTERVAL;
             let (rooms, peers, tracks) = shard.gauges();
@@ -246,10 +255,12 @@ fn on_msg(
     }
 }
 
-fn flush(shard: &mut Shard, udp: &UdpIo, sinks: &mut HashMap<HandleId, EventSink>) {
+/// Drains the shard: datagrams into the socket's queue (sent by `Sends::flush`), events to
+/// their sessions.
+fn flush(shard: &mut Shard, tx: &mut Sends, sinks: &mut HashMap<HandleId, EventSink>) {
     while let Some(o) = shard.poll_output() {
         match o {
-            RoomOutput::Transmit(t) => udp.send(t.destination, &t.contents),
+            RoomOutput::Transmit(t) => tx.queue(t.destination, &t.contents),
             RoomOutput::Event(h, e) => {
                 if let Some(s) = sinks.get(&h) {
                     if s.send((h, e)).is_err() {
