@@ -322,6 +322,62 @@ async fn group_dialogs_are_rooms_for_their_occupants_only() {
     );
 }
 
+/// A public dialog (type 1) is a room anyone in the application may join and post to,
+/// occupant or not.
+#[tokio::test]
+async fn public_dialogs_are_rooms_for_anyone_in_the_app() {
+    use control_api::domain::chat::{DialogType, NewDialog};
+    let server = Server::start().await;
+    let (alice, eve) = (server.user("alice").await, server.user("eve").await);
+    let new = NewDialog {
+        kind: DialogType::Public,
+        occupants: vec![],
+        name: Some("lobby".into()),
+        photo: None,
+        data: None,
+        is_join_required: None,
+    };
+    let (dialog, _) = server
+        .control
+        .create_dialog(server.app.id, alice, new)
+        .await
+        .unwrap();
+    let room = format!("{}_{}@muc.localhost", server.app.id.0, dialog.id);
+    let mut a = server.client(alice, "alice-password").await;
+    let mut e = server.client(eve, "eve-password").await;
+    for (client, user, id) in [(&mut a, alice, "j1"), (&mut e, eve, "j2")] {
+        client.send(&format!("<presence id='{id}' to='{room}/{}'><x xmlns='http://jabber.org/protocol/muc'><history maxstanzas='0'/></x></presence>", user.0)).await;
+        // Joined (not refused): her own presence comes back with the join's id.
+        let own = loop {
+            let p = client.until("presence").await;
+            if p.attr("id") == Some(id) {
+                break p;
+            }
+        };
+        assert_ne!(own.attr("type"), Some("error"));
+    }
+    // Eve, no occupant, posts; both receive it with the dialog id.
+    e.send(&format!(
+        "<message to='{room}' type='groupchat' id='6b051f5767de101fc10000f1'><body>hello lobby</body></message>"
+    ))
+    .await;
+    for client in [&mut a, &mut e] {
+        let got = client.until("message").await;
+        assert_eq!(got.attr("type"), Some("groupchat"));
+        assert_eq!(got.attr("from"), Some(format!("{room}/{}", eve.0).as_str()));
+        assert_eq!(
+            got.get_child("body", NS_CLIENT)
+                .map(Element::text)
+                .as_deref(),
+            Some("hello lobby")
+        );
+        assert_eq!(
+            extra(&got, "dialog_id").as_deref(),
+            Some(dialog.id.as_str())
+        );
+    }
+}
+
 #[tokio::test]
 async fn carbons_copy_sent_messages_to_the_senders_other_resources() {
     let server = Server::start().await;

@@ -68,6 +68,8 @@ def test_private_message_with_receipt_lands_in_history(server):
     token = server.session("bob", bob["password"])["token"]
     history = server.rest("GET", f"/chat/Message.json?chat_dialog_id={dialog_id}", token)
     assert [m["message"] for m in history["items"]] == ["hello from slixmpp"]
+    # Bob's client acknowledged it (XEP-0184): the server marked it delivered to him.
+    assert bob["id"] in history["items"][0]["delivered_ids"]
 
 
 def test_group_dialog_room_join_and_message(server):
