@@ -2,18 +2,17 @@
 //! started `switchboard serve`: requests, messages and relayed packets flow, reports are
 //! well formed, bad targets and credentials fail clearly. Nothing here asserts on speed.
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use loadtest::report::{Report, SCHEMA};
 
+// The binary harness the root crate's tests use (std only).
+#[path = "../../tests/common/server.rs"]
+mod server;
+
 const LOADTEST: &str = env!("CARGO_BIN_EXE_loadtest");
-/// Guards against a hung child only; no assertion depends on it.
-const STARTUP_LIMIT: Duration = Duration::from_secs(60);
 
 /// The `switchboard` binary: `SWITCHBOARD_BIN`, or the one `cargo test --workspace` built
 /// beside this test's own target directory.
@@ -36,9 +35,9 @@ fn switchboard_bin() -> PathBuf {
     bin
 }
 
+/// A `switchboard serve` on loopback ports of its own, in a temp data dir.
 struct Server {
-    child: Child,
-    banner: HashMap<String, String>,
+    inner: server::Server,
     _dir: tempfile::TempDir,
 }
 
@@ -60,44 +59,17 @@ impl Server {
                 command.env_remove(key);
             }
         }
-        let mut child = command
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn switchboard serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut banner = HashMap::new();
-        loop {
-            let line = rx
-                .recv_timeout(STARTUP_LIMIT)
-                .expect("serve printed its banner");
-            if line == "Switchboard ready" {
-                break;
-            }
-            if let Some((k, v)) = line.trim().split_once("  ") {
-                banner.insert(k.trim().to_string(), v.trim().to_string());
-            }
-        }
+        command.env("RUST_LOG", "warn");
         Self {
-            child,
-            banner,
+            inner: server::Server::start(&mut command),
             _dir: dir,
         }
     }
 
+    /// A banner value's first word (the URL or address, without a trailing note).
     fn get(&self, label: &str) -> String {
-        self.banner
+        self.inner
             .get(label)
-            .unwrap_or_else(|| panic!("banner has no {label:?}: {:?}", self.banner))
             .split_whitespace()
             .next()
             .unwrap()
@@ -113,13 +85,6 @@ impl Server {
             "--auth-secret".into(),
             self.get("auth secret"),
         ]
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -159,7 +124,7 @@ fn assert_failed_with_partial_report(out: &Output, needle: &str, json: &std::pat
 #[test]
 fn api_and_chat_against_a_real_server() {
     let server = Server::start();
-    let pid = server.child.id().to_string();
+    let pid = server.inner.child.id().to_string();
     let dir = tempfile::tempdir().unwrap();
     let api_json = dir.path().join("api.json");
     let api_html = dir.path().join("api.html");
@@ -364,7 +329,7 @@ fn turn_relays_over_udp_and_tcp_and_refuses_a_wrong_secret() {
         "--turn-allow-peers",
         "127.0.0.1/32",
     ]);
-    let pid = server.child.id().to_string();
+    let pid = server.inner.child.id().to_string();
     let target = server.get("TURN (UDP)");
     let dir = tempfile::tempdir().unwrap();
     for transport in ["udp", "tcp"] {
@@ -500,7 +465,7 @@ fn conference_media_flows_on_every_track() {
         "--sfu-workers",
         "1",
     ]);
-    let pid = server.child.id().to_string();
+    let pid = server.inner.child.id().to_string();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("conference.json");
     let tracks = dir.path().join("tracks.csv");
@@ -632,7 +597,7 @@ fn conference_fails_clearly_on_bad_targets_refused_joins_and_a_dying_server() {
     // The server dies mid-run: the run ends with a partial report, not a hang.
     let mut server = server;
     let json = dir.path().join("died.json");
-    let pid = server.child.id().to_string();
+    let pid = server.inner.child.id().to_string();
     let run = Command::new(LOADTEST)
         .args(conference_args(
             &ws,
@@ -654,7 +619,7 @@ fn conference_fails_clearly_on_bad_targets_refused_joins_and_a_dying_server() {
         .spawn()
         .expect("run loadtest");
     // Media is being forwarded (bounded wait on the server's own counter)...
-    let deadline = std::time::Instant::now() + STARTUP_LIMIT;
+    let deadline = std::time::Instant::now() + server::STARTUP_LIMIT;
     while metric(&server, "switchboard_sfu_rtp_forwarded_total") < 1.0 {
         assert!(
             std::time::Instant::now() < deadline,
@@ -663,8 +628,8 @@ fn conference_fails_clearly_on_bad_targets_refused_joins_and_a_dying_server() {
         std::thread::sleep(Duration::from_millis(100));
     }
     // ...when the server is killed.
-    let _ = server.child.kill();
-    let _ = server.child.wait();
+    let _ = server.inner.child.kill();
+    let _ = server.inner.child.wait();
     let out = run.wait_with_output().expect("loadtest ends");
     assert_eq!(
         out.status.code(),
