@@ -36,6 +36,8 @@ pub struct Metrics {
     pub keyframe_requests: Counter,
     pub plis_from_subscribers: Counter,
     pub layer_switches: Counter,
+    pub temporal_drops: Counter,
+    pub queue_cuts: Counter,
     pub bwe_reprobes: Counter,
     pub malformed: Counter,
     pub unknown_source: Counter,
@@ -63,6 +65,8 @@ impl Default for Metrics {
             keyframe_requests: Counter::default(),
             plis_from_subscribers: Counter::default(),
             layer_switches: Counter::default(),
+            temporal_drops: Counter::default(),
+            queue_cuts: Counter::default(),
             bwe_reprobes: Counter::default(),
             malformed: Counter::default(),
             unknown_source: Counter::default(),
@@ -134,6 +138,16 @@ impl Metrics {
             m.layer_switches.clone(),
         );
         r.register(
+            "temporal_drops",
+            "VP8 packets of temporal layers above a subscriber's requested one, not sent",
+            m.temporal_drops.clone(),
+        );
+        r.register(
+            "queue_cuts",
+            "Video cut for a subscriber whose send queue held packets too long, resumed at a keyframe",
+            m.queue_cuts.clone(),
+        );
+        r.register(
             "bwe_reprobes",
             "Bandwidth probing re-runs for subscribers held below their wanted layers",
             m.bwe_reprobes.clone(),
@@ -185,6 +199,8 @@ impl Metrics {
         self.keyframe_requests.inc_by(s.keyframe_requests);
         self.plis_from_subscribers.inc_by(s.plis_from_subscribers);
         self.layer_switches.inc_by(s.layer_switches);
+        self.temporal_drops.inc_by(s.temporal_drops);
+        self.queue_cuts.inc_by(s.queue_cuts);
         self.bwe_reprobes.inc_by(s.bwe_reprobes);
         self.malformed.inc_by(s.malformed);
         self.unknown_source.inc_by(s.unknown_source);

@@ -15,14 +15,14 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use sfu::core::api::{Command, FeedId, HandleId, Quality, Reply, RoomId};
+use sfu::core::api::{Command, FeedId, HandleId, Quality, QualityChange, Reply, RoomId};
 use sfu::core::room::RoomOutput;
 use sfu::core::shard::{Shard, ShardConfig};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{ExtensionValues, RtpWrite};
+use str0m::rtp::{ExtensionValues, RtpWrite, Vp8Descriptor};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 const SERVER: &str = "127.0.0.1:10000";
@@ -275,6 +275,8 @@ struct Sender {
     video: Mid,
     seq: u64,
     frame: u32,
+    /// Per layer: TL0PICIDX, the count of temporal-layer-0 frames so far.
+    tl0: [u8; 3],
 }
 
 fn publish(w: &mut World, client: usize, feed: u64, room: &RoomId) -> Sender {
@@ -336,6 +338,7 @@ fn publish(w: &mut World, client: usize, feed: u64, room: &RoomId) -> Sender {
         video,
         seq: 1,
         frame: 0,
+        tl0: [0, 70, 140],
     }
 }
 
@@ -366,6 +369,73 @@ fn subscribe(w: &mut World, client: usize, handle: u64, room: &RoomId, feed: u64
 fn tag(feed: u64, layer: u8, frame: u32) -> [u8; 6] {
     let f = frame.to_be_bytes();
     [feed as u8, layer, f[0], f[1], f[2], f[3]]
+}
+
+/// Layout of the synthetic VP8 payload: a six-octet payload descriptor (15-bit PictureID,
+/// TL0PICIDX, TID), the VP8 header octet (bit 0 clear on a keyframe), then the tag.
+const VP8_DESCRIPTOR: usize = 6;
+const VP8_HEADER: usize = VP8_DESCRIPTOR;
+const VIDEO_FEED: usize = VP8_HEADER + 1;
+const VIDEO_LAYER: usize = VP8_HEADER + 2;
+
+/// Temporal layer of each frame in a cycle of four (the L1T3 pattern browsers use).
+const TEMPORAL_PATTERN: [u8; 4] = [0, 2, 1, 2];
+
+/// Each layer numbers its pictures from its own origin, as separate encoders do.
+fn picture_id(layer: usize, frame: u32) -> u16 {
+    ((layer as u32 * 10_000 + frame) & 0x7fff) as u16
+}
+
+fn vp8_payload(picture_id: u16, tl0: u8, tid: u8, keyframe: bool) -> Vec<u8> {
+    vec![
+        0x90,
+        0xe0,
+        0x80 | (picture_id >> 8) as u8,
+        picture_id as u8,
+        tl0,
+        tid << 6,
+        if keyframe { 0x00 } else { 0x01 },
+    ]
+}
+
+fn layer_of(r: &Received) -> u8 {
+    r.payload[VIDEO_LAYER]
+}
+
+fn is_keyframe(r: &Received) -> bool {
+    r.payload[VP8_HEADER] & 0x01 == 0
+}
+
+/// (PictureID, TL0PICIDX, TID) as the receiver's decoder reads them.
+fn vp8_ids(r: &Received) -> (u16, u8, u8) {
+    let d = Vp8Descriptor::parse(&r.payload).unwrap();
+    (
+        d.picture_id().unwrap(),
+        d.tl0_pic_idx().unwrap(),
+        r.payload[5] >> 6,
+    )
+}
+
+/// Consecutive frames as one encoder would number them: PictureID +1 (when every temporal
+/// layer is forwarded), TL0PICIDX +1 exactly at temporal-layer-0 frames.
+fn assert_vp8_continuous(video: &[&Received], every_layer: bool) {
+    for pair in video.windows(2) {
+        let (p0, t0, _) = vp8_ids(pair[0]);
+        let (p1, t1, tid1) = vp8_ids(pair[1]);
+        if every_layer {
+            assert_eq!(
+                p1,
+                (p0 + 1) & 0x7fff,
+                "continuous PictureID across {pair:?}"
+            );
+        }
+        let step = if tid1 == 0 { 1 } else { 0 };
+        assert_eq!(
+            t1,
+            t0.wrapping_add(step),
+            "continuous TL0PICIDX across {pair:?}"
+        );
+    }
 }
 
 /// Writes one audio packet and one VP8 packet per layer (a keyframe every 30 frames, and on
@@ -405,7 +475,15 @@ fn send_frame(w: &mut World, s: &mut Sender, feed: u64) {
     c.drain(&mut w.to_server);
     for (layer, rid) in RIDS.iter().enumerate() {
         let keyframe = periodic || wanted.iter().any(|w| &**w == *rid);
-        let mut payload = vec![0x10, if keyframe { 0x00 } else { 0x01 }];
+        let tid = if keyframe {
+            0
+        } else {
+            TEMPORAL_PATTERN[s.frame as usize % 4]
+        };
+        if tid == 0 {
+            s.tl0[layer] = s.tl0[layer].wrapping_add(1);
+        }
+        let mut payload = vp8_payload(picture_id(layer, s.frame), s.tl0[layer], tid, keyframe);
         payload.extend_from_slice(&tag(feed, layer as u8, s.frame));
         payload.extend(std::iter::repeat_n(0u8, LAYER_BYTES[layer] - payload.len()));
         let mut api = c.rtc.direct_api();
@@ -477,14 +555,17 @@ fn three_publishers_receive_each_other_and_switch_layers_without_gaps() {
             assert_eq!(r.payload[2], 9);
         }
         for r in &video {
-            assert_eq!(r.payload[2], feed as u8, "video from the subscribed feed");
-            let layer = r.payload[3];
+            assert_eq!(
+                r.payload[VIDEO_FEED], feed as u8,
+                "video from the subscribed feed"
+            );
+            let layer = layer_of(r);
             assert_eq!(r.payload.len(), LAYER_BYTES[layer as usize], "intact");
         }
         // An unconstrained link carries the ~250 kbit/s top layer. (str0m's estimate is
         // noisy on a link this idle, so when exactly it is reached is not asserted.)
         assert!(
-            video.iter().any(|r| r.payload[3] == 2),
+            video.iter().any(|r| layer_of(r) == 2),
             "client {client} reached the top layer: {:?}",
             layer_runs(got)
         );
@@ -495,10 +576,10 @@ fn three_publishers_receive_each_other_and_switch_layers_without_gaps() {
     w.command(
         handle,
         Command::ConfigureSubscriber {
-            quality: Some(Quality {
-                substream: 0,
-                temporal: 2,
-            }),
+            quality: QualityChange {
+                substream: Some(0),
+                temporal: Some(2),
+            },
             audio: None,
             video: None,
         },
@@ -513,12 +594,9 @@ fn three_publishers_receive_each_other_and_switch_layers_without_gaps() {
         }
     });
     let video: Vec<&Received> = w.clients[3].received.iter().filter(|r| r.video).collect();
-    let after: Vec<&&Received> = video
-        .iter()
-        .filter(|r| r.payload[2] == feed as u8)
-        .collect();
+    assert!(video.iter().all(|r| r.payload[VIDEO_FEED] == feed as u8));
     assert_eq!(
-        after.last().unwrap().payload[3],
+        layer_of(video.last().unwrap()),
         0,
         "dropped to the low layer"
     );
@@ -528,12 +606,12 @@ fn three_publishers_receive_each_other_and_switch_layers_without_gaps() {
         assert_eq!(pair[1].seq, pair[0].seq + 1, "continuous sequence numbers");
     }
     // The switch happened at a keyframe of the low layer.
-    let first_low = video.iter().position(|r| r.payload[3] == 0).unwrap();
-    assert_eq!(
-        video[first_low].payload[1] & 0x01,
-        0,
-        "switched at a keyframe"
-    );
+    let first_low = video.iter().position(|r| layer_of(r) == 0).unwrap();
+    assert!(is_keyframe(video[first_low]), "switched at a keyframe");
+    // And the decoder's frame references see one encoder: the low layer's own PictureIDs
+    // (10,000 apart from the top layer's) were rewritten to continue.
+    assert!(first_low > 0, "the top layer came first");
+    assert_vp8_continuous(&video, true);
 }
 
 /// Sends 30 frames/s from every sender for `d`.
@@ -553,8 +631,8 @@ fn layer_runs(received: &[Received]) -> Vec<(u8, usize)> {
     let mut runs: Vec<(u8, usize)> = Vec::new();
     for r in received.iter().filter(|r| r.video) {
         match runs.last_mut() {
-            Some((l, n)) if *l == r.payload[3] => *n += 1,
-            _ => runs.push((r.payload[3], 1)),
+            Some((l, n)) if *l == layer_of(r) => *n += 1,
+            _ => runs.push((layer_of(r), 1)),
         }
     }
     runs
@@ -612,7 +690,7 @@ fn constrained_subscriber_moves_down_and_back_up_at_keyframes() {
     let constrained: Vec<u8> = w.clients[1].received[before..]
         .iter()
         .filter(|r| r.video)
-        .map(|r| r.payload[3])
+        .map(layer_of)
         .collect();
     assert!(constrained.len() > 30, "video keeps flowing");
     assert!(
@@ -634,7 +712,7 @@ fn constrained_subscriber_moves_down_and_back_up_at_keyframes() {
         );
         if w.clients[1].received[widened..]
             .iter()
-            .any(|r| r.video && r.payload[3] == 2)
+            .any(|r| r.video && layer_of(r) == 2)
         {
             recovered = true;
             break;
@@ -648,7 +726,7 @@ fn constrained_subscriber_moves_down_and_back_up_at_keyframes() {
 
     let mut video: Vec<&Received> = w.clients[1].received.iter().filter(|r| r.video).collect();
     assert!(
-        video.iter().all(|r| r.payload[2] == 1),
+        video.iter().all(|r| r.payload[VIDEO_FEED] == 1),
         "from the subscribed feed"
     );
     // Packets lost on the link come back by NACK/RTX out of order: judge in sequence order.
@@ -658,14 +736,115 @@ fn constrained_subscriber_moves_down_and_back_up_at_keyframes() {
             pair[1].seq,
             pair[0].seq + 1,
             "continuous sequence numbers: {:?} then {:?}; link dropped {}",
-            (pair[0].seq, pair[0].payload[3]),
-            (pair[1].seq, pair[1].payload[3]),
+            (pair[0].seq, layer_of(pair[0])),
+            (pair[1].seq, layer_of(pair[1])),
             w.clients[1].link.as_ref().map_or(0, |l| l.dropped)
         );
-        if pair[1].payload[3] != pair[0].payload[3] {
-            assert_eq!(pair[1].payload[1] & 0x01, 0, "layer switch at a keyframe");
+        if layer_of(pair[1]) != layer_of(pair[0]) {
+            assert!(is_keyframe(pair[1]), "layer switch at a keyframe");
         }
     }
-    let layers: std::collections::BTreeSet<u8> = video.iter().map(|r| r.payload[3]).collect();
+    assert_vp8_continuous(&video, true);
+    let layers: std::collections::BTreeSet<u8> = video.iter().map(|r| layer_of(r)).collect();
     assert!(layers.len() >= 2, "switched layers: {layers:?}");
+}
+
+#[test]
+fn temporal_limit_drops_upper_layer_frames_without_gaps() {
+    let room = RoomId::Str("dialog-temporal".into());
+    let mut w = World::new(2);
+    let mut senders = vec![publish(&mut w, 0, 1, &room)];
+    subscribe(&mut w, 1, 100, &room, 1);
+    w.run_for(Duration::from_secs(2), |_| {});
+    assert!(w.clients.iter().all(|c| c.connected), "all peers connect");
+    let mut next_frame = w.now;
+    run_media(
+        &mut w,
+        &mut senders,
+        &mut next_frame,
+        Duration::from_secs(3),
+    );
+
+    let configure = |w: &mut World, temporal| {
+        w.command(
+            100,
+            Command::ConfigureSubscriber {
+                quality: QualityChange {
+                    substream: Some(0),
+                    temporal: Some(temporal),
+                },
+                audio: None,
+                video: None,
+            },
+        )
+    };
+    // The low layer with every temporal layer, then temporal layer 0 only, then all again.
+    configure(&mut w, 2);
+    run_media(
+        &mut w,
+        &mut senders,
+        &mut next_frame,
+        Duration::from_secs(3),
+    );
+    let full_from = w.clients[1].received.len();
+    run_media(
+        &mut w,
+        &mut senders,
+        &mut next_frame,
+        Duration::from_secs(2),
+    );
+    let base_from = w.clients[1].received.len();
+    configure(&mut w, 0);
+    run_media(
+        &mut w,
+        &mut senders,
+        &mut next_frame,
+        Duration::from_secs(3),
+    );
+    let restored_from = w.clients[1].received.len();
+    configure(&mut w, 2);
+    run_media(
+        &mut w,
+        &mut senders,
+        &mut next_frame,
+        Duration::from_secs(2),
+    );
+
+    let video = |from: usize, to: usize| -> Vec<Received> {
+        w.clients[1].received[from..to]
+            .iter()
+            .filter(|r| r.video)
+            .cloned()
+            .collect()
+    };
+    let tids = |v: &[Received]| -> Vec<u8> { v.iter().map(|r| vp8_ids(r).2).collect() };
+    let full = video(full_from, base_from);
+    let base = video(base_from, restored_from);
+    let restored = video(restored_from, w.clients[1].received.len());
+    assert!(full.iter().all(|r| layer_of(r) == 0), "the low layer");
+    assert!(
+        tids(&full).contains(&2),
+        "every temporal layer: {:?}",
+        tids(&full)
+    );
+    // The new limit applies from the next frame on (each synthetic frame is one packet).
+    assert!(
+        base.len() > 10 && tids(&base)[1..].iter().all(|t| *t == 0),
+        "temporal layer 0 only: {:?}",
+        tids(&base)
+    );
+    assert!(
+        tids(&restored).contains(&2),
+        "all layers again: {:?}",
+        tids(&restored)
+    );
+    // One gapless sequence through both changes; TL0PICIDX continuous throughout.
+    let all: Vec<&Received> = w.clients[1].received[full_from..]
+        .iter()
+        .filter(|r| r.video)
+        .collect();
+    for pair in all.windows(2) {
+        assert_eq!(pair[1].seq, pair[0].seq + 1, "continuous sequence numbers");
+    }
+    assert_vp8_continuous(&all, false);
 }

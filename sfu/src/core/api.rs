@@ -55,9 +55,27 @@ impl fmt::Display for RoomId {
 pub struct Quality {
     /// Highest simulcast layer wanted: 0 low, 1 medium, 2 high (Janus `substream`).
     pub substream: u8,
-    /// Highest temporal layer wanted (Janus `temporal`); recorded, VP8 temporal dropping is
-    /// not done yet.
+    /// Highest temporal layer wanted (Janus `temporal`): VP8 frames of higher layers are
+    /// dropped. Other codecs forward every temporal layer.
     pub temporal: u8,
+}
+
+/// The fields of a `configure` that change the quality; absent ones keep their value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QualityChange {
+    pub substream: Option<u8>,
+    pub temporal: Option<u8>,
+}
+
+impl QualityChange {
+    pub fn apply_to(self, q: &mut Quality) {
+        if let Some(s) = self.substream {
+            q.substream = s;
+        }
+        if let Some(t) = self.temporal {
+            q.temporal = t;
+        }
+    }
 }
 
 impl Default for Quality {
@@ -114,7 +132,7 @@ pub enum Command {
     },
     /// Subscriber `configure`: quality and on/off per kind.
     ConfigureSubscriber {
-        quality: Option<Quality>,
+        quality: QualityChange,
         audio: Option<bool>,
         video: Option<bool>,
     },
@@ -317,6 +335,11 @@ pub struct Stats {
     pub keyframe_requests: u64,
     pub plis_from_subscribers: u64,
     pub layer_switches: u64,
+    /// VP8 packets of temporal layers above a subscriber's request, left out.
+    pub temporal_drops: u64,
+    /// Video cut for a subscriber whose send queue held packets too long (resumed at a
+    /// keyframe).
+    pub queue_cuts: u64,
     /// Bandwidth probing re-run for subscribers held back by their estimate.
     pub bwe_reprobes: u64,
     pub malformed: u64,

@@ -71,6 +71,23 @@ impl Rewriter {
         Some(Rewritten { seq, ts })
     }
 
+    /// Leaves out an input packet the subscriber will not get (a dropped temporal layer) so
+    /// that the output stays gapless: the next packet takes the number this one would have.
+    /// Older packets still on their way are dropped from then on, since their numbers would
+    /// collide; a skipped packet that itself comes late leaves a gap (rare, and the receiver
+    /// then asks for a keyframe).
+    pub fn skip(&mut self, in_seq: u64) {
+        let Some(s) = self.state.as_mut() else {
+            return;
+        };
+        let max_in_seq = (s.max_out_seq as i64 - s.seq_delta) as u64;
+        if in_seq <= max_in_seq {
+            return;
+        }
+        s.seq_delta = s.max_out_seq as i64 - in_seq as i64;
+        s.first_in_seq = in_seq + 1;
+    }
+
     fn restart(
         &mut self,
         prev: Option<RewriteState>,
@@ -438,6 +455,32 @@ mod tests {
         assert_eq!(second.ts, first.ts);
         // A straggler of the new source from before the switch point is dropped.
         assert_eq!(r.rewrite(false, 49_999, 776_000, later, 90_000), None);
+    }
+
+    #[test]
+    fn skipped_packets_leave_no_gap() {
+        let mut r = Rewriter::default();
+        let t = t0();
+        let seqs: Vec<u64> = [100u64, 101, 102, 103, 104, 105]
+            .into_iter()
+            .filter_map(|seq| {
+                if seq == 101 || seq == 103 {
+                    r.skip(seq);
+                    return None;
+                }
+                r.rewrite(false, seq, seq as u32 * 3000, t, 90_000)
+                    .map(|o| o.seq)
+            })
+            .collect();
+        assert_eq!(seqs, vec![100, 101, 102, 103]);
+        // A packet from before the last skip, arriving late, would reuse a number: dropped.
+        assert_eq!(r.rewrite(false, 102, 0, t, 90_000), None);
+        // A late skipped packet changes nothing.
+        r.skip(99);
+        assert_eq!(
+            r.rewrite(false, 106, 0, t, 90_000).map(|o| o.seq),
+            Some(104)
+        );
     }
 
     #[test]

@@ -9,3 +9,4 @@ pub mod participant;
 pub mod room;
 pub mod shard;
 pub mod speaker;
+pub mod vp8;

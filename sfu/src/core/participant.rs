@@ -14,6 +14,7 @@ use super::api::{FeedId, HandleId, MediaKind, Quality, StreamInfo};
 use super::forward::{LayerSwitch, RateMeter, Rewriter, MAX_LAYERS};
 use super::keyframe::KeyframeLimiter;
 use super::speaker::SpeakerDetector;
+use super::vp8::Vp8Rewrite;
 
 /// Where a subscriber's bandwidth estimate starts before TWCC feedback refines it: enough for
 /// the medium layer of a few video tracks, so a fresh subscriber sees video at once.
@@ -176,6 +177,7 @@ pub struct OutTrack {
     pub pt_map: Vec<(Pt, Option<Pt>)>,
     pub layer: LayerSwitch,
     pub rewriter: Rewriter,
+    pub vp8: Vp8Rewrite,
     pub enabled: bool,
     pub sending: bool,
     /// Packets written to the stream, and str0m's cumulative (packets sent including

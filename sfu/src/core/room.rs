@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer};
@@ -27,8 +27,8 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output};
 
 use super::api::{
-    Command, FeedId, HandleId, MediaKind, ParticipantInfo, PublisherInfo, Quality, Reply,
-    RoomError, RoomEvent, RoomId, RoomInfo, Stats,
+    Command, FeedId, HandleId, MediaKind, ParticipantInfo, PublisherInfo, Quality, QualityChange,
+    Reply, RoomError, RoomEvent, RoomId, RoomInfo, Stats,
 };
 use super::forward::{allocate, Demand, LayerSwitch, Rewriter, Verdict, MAX_LAYERS};
 use super::participant::{
@@ -36,6 +36,7 @@ use super::participant::{
     AUDIO_RESERVE_BPS, REALLOCATE_EVERY,
 };
 use super::speaker::{SpeakerChange, SpeakerDetector};
+use super::vp8::{Vp8Info, Vp8Rewrite};
 
 /// Per-room settings (Janus `create` parameters and the configured defaults).
 #[derive(Debug, Clone)]
@@ -61,6 +62,9 @@ pub enum RoomOutput {
 /// measures well below its target. Aiming above the need lets the estimate climb back past
 /// the top layers once a constraint goes.
 const PROBE_HEADROOM: u64 = 2;
+/// Longest a subscriber's video may wait in str0m's pacer queue before the layer is cut and
+/// resumed at a keyframe: late video is worse than a short freeze.
+const MAX_VIDEO_QUEUE_DELAY: Duration = Duration::from_millis(250);
 
 /// A keyframe someone needs: publisher slot, track index, layer.
 type KeyframeNeed = (usize, usize, u8);
@@ -615,6 +619,7 @@ impl Room {
                 pt_map: Vec::new(),
                 layer: LayerSwitch::default(),
                 rewriter: Rewriter::default(),
+                vp8: Vp8Rewrite::default(),
                 enabled: true,
                 sending: false,
                 written: 0,
@@ -680,7 +685,7 @@ impl Room {
     fn configure_subscriber(
         &mut self,
         handle: HandleId,
-        quality: Option<Quality>,
+        quality: QualityChange,
         audio: Option<bool>,
         video: Option<bool>,
     ) -> Result<Reply, RoomError> {
@@ -688,9 +693,7 @@ impl Room {
         let s = peer_in(&mut self.peers, slot)
             .and_then(|p| p.subscriber_mut())
             .ok_or(RoomError::JoinFirst)?;
-        if let Some(q) = quality {
-            s.quality = q;
-        }
+        quality.apply_to(&mut s.quality);
         for t in &mut s.tracks {
             let on = match t.kind {
                 MediaKind::Audio => audio,
@@ -1273,6 +1276,10 @@ impl Room {
             t.codec = codec;
         }
         let keyframe = t.kind == MediaKind::Video && starts_keyframe(t.codec, &pkt.payload);
+        let vp8 = match t.codec {
+            Some(Codec::Vp8) => Vp8Info::parse(&pkt.payload),
+            _ => None,
+        };
         if keyframe {
             t.keyframes.on_keyframe(layer);
         }
@@ -1306,6 +1313,7 @@ impl Room {
             keyframe,
             kind,
             clock_rate: pkt.time.frequency().get(),
+            vp8,
         })
     }
 
@@ -1339,11 +1347,30 @@ impl Room {
             return;
         };
         let paused = s.paused;
+        let max_temporal = s.quality.temporal;
         let Some(t) = s.tracks.get_mut(ti) else {
             return;
         };
         if t.source != src || !t.enabled || paused {
             return;
+        }
+        // str0m's pacer holds video for up to two seconds when the estimate falls below what
+        // this subscriber is sent; rather than deliver it that late, cut the layer and resume
+        // at its next keyframe (the rewriter keeps the sequence gapless) once the queue drains.
+        if let (MediaKind::Video, Some(current)) = (info.kind, t.layer.current()) {
+            let queued_for = rtc
+                .direct_api()
+                .stream_tx_by_mid(t.local_mid, None)
+                .and_then(|tx| tx.queue_info().and_then(|q| q.first_unsent()))
+                .map(|since| now.saturating_duration_since(since));
+            if queued_for.is_some_and(|d| d > MAX_VIDEO_QUEUE_DELAY) {
+                t.layer.on_layer_lost(current);
+                if let Some(target) = t.layer.target() {
+                    self.keyframes.push((src, info.track, target));
+                }
+                self.stats.queue_cuts += 1;
+                return;
+            }
         }
         let verdict = match info.kind {
             MediaKind::Audio => Verdict::Forward,
@@ -1362,6 +1389,14 @@ impl Room {
                 true
             }
         };
+        // A switch starts at a keyframe, which is always temporal layer 0.
+        if let Some(v) = info.vp8.as_ref().filter(|_| !switched) {
+            if t.vp8.drops(v, max_temporal) {
+                t.rewriter.skip(*pkt.seq_no);
+                self.stats.temporal_drops += 1;
+                return;
+            }
+        }
         // Our payload type for the publisher's codec, matched once per payload type.
         let local_pt = match t.pt_map.iter().find(|(p, _)| *p == src_codec_pt.pt()) {
             Some((_, local)) => *local,
@@ -1394,16 +1429,19 @@ impl Room {
         };
         let mid = t.local_mid;
         let video = info.kind == MediaKind::Video;
+        let patch = info.vp8.as_ref().and_then(|v| t.vp8.patch(v, switched));
         let mut api = rtc.direct_api();
         let Some(tx) = api.stream_tx_by_mid(mid, None) else {
             return;
         };
-        tx.write_rtp(
-            RtpWrite::new(local_pt, out.seq.into(), out.ts, now, pkt.payload.clone())
-                .marker(pkt.header.marker)
-                .ext_vals(ext)
-                .nackable(video),
-        );
+        let mut write = RtpWrite::new(local_pt, out.seq.into(), out.ts, now, pkt.payload.clone())
+            .marker(pkt.header.marker)
+            .ext_vals(ext)
+            .nackable(video);
+        if let Some(patch) = patch {
+            write = write.vp8_patch(patch);
+        }
+        tx.write_rtp(write);
         t.written += 1;
         // str0m stamps a queued packet, and its pacer sees it, only when time is fed in; the
         // Rtc's clock may lag (its last input), and a send stamped late reads as queueing
@@ -1537,6 +1575,8 @@ struct PacketInfo {
     keyframe: bool,
     kind: MediaKind,
     clock_rate: u32,
+    /// The VP8 payload descriptor, for temporal dropping and PictureID continuity.
+    vp8: Option<Vp8Info>,
 }
 
 fn starts_keyframe(codec: Option<Codec>, payload: &[u8]) -> bool {

@@ -5,7 +5,8 @@
 use serde_json::{json, Map, Value};
 
 use crate::core::api::{
-    Command, FeedId, PublisherInfo, Quality, Reply, RoomError, RoomEvent, RoomId, StreamInfo,
+    Command, FeedId, PublisherInfo, Quality, QualityChange, Reply, RoomError, RoomEvent, RoomId,
+    StreamInfo,
 };
 
 pub const PLUGIN: &str = "janus.plugin.videoroom";
@@ -122,16 +123,17 @@ fn opt_str(body: &Map<String, Value>, key: &str) -> Option<String> {
     body.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
-fn quality_of(body: &Map<String, Value>) -> Option<Quality> {
-    let s = body.get("substream").and_then(Value::as_u64);
-    let t = body.get("temporal").and_then(Value::as_u64);
-    if s.is_none() && t.is_none() {
-        return None;
+/// Janus `substream`/`temporal`, each clamped to the top layer (2).
+fn quality_of(body: &Map<String, Value>) -> QualityChange {
+    let layer = |key| {
+        body.get(key)
+            .and_then(Value::as_u64)
+            .map(|l| l.min(2) as u8)
+    };
+    QualityChange {
+        substream: layer("substream"),
+        temporal: layer("temporal"),
     }
-    Some(Quality {
-        substream: s.unwrap_or(2).min(2) as u8,
-        temporal: t.unwrap_or(2).min(2) as u8,
-    })
 }
 
 /// Feeds a subscriber join/switch names: legacy `feed`, or multistream `streams: [{feed}]`.
@@ -254,7 +256,11 @@ pub fn parse_message(
                     room: room.clone(),
                     feeds: feeds_of(body)?,
                     grant: None,
-                    quality: quality_of(body).unwrap_or_default(),
+                    quality: {
+                        let mut q = Quality::default();
+                        quality_of(body).apply_to(&mut q);
+                        q
+                    },
                 },
                 _ => {
                     return Err(VrError(
@@ -583,6 +589,33 @@ mod tests {
             Some(Ptype::Publisher),
         );
         assert_eq!(wrong_sdp.unwrap_err().0, 431);
+    }
+
+    #[test]
+    fn subscriber_configure_changes_only_the_quality_fields_it_names() {
+        let quality = |body: Value| match parse_message(&body, None, Some(Ptype::Subscriber))
+            .unwrap()
+            .cmd
+        {
+            Command::ConfigureSubscriber { quality, .. } => quality,
+            other => panic!("{other:?}"),
+        };
+        let temporal_only = quality(json!({"request":"configure","temporal":0}));
+        assert_eq!(
+            temporal_only,
+            QualityChange {
+                substream: None,
+                temporal: Some(0)
+            }
+        );
+        let mut q = Quality {
+            substream: 1,
+            temporal: 2,
+        };
+        temporal_only.apply_to(&mut q);
+        assert_eq!((q.substream, q.temporal), (1, 0), "substream kept");
+        let clamped = quality(json!({"request":"configure","substream":9,"temporal":7}));
+        assert_eq!((clamped.substream, clamped.temporal), (Some(2), Some(2)));
     }
 
     #[test]
