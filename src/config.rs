@@ -38,6 +38,7 @@ pub struct FileConfig {
     pub sfu_grant_secret: Option<String>,
     pub sfu_session_timeout_secs: Option<u64>,
     pub session_ttl_secs: Option<u64>,
+    pub session_cache_ttl_secs: Option<u64>,
     pub signature_max_skew_secs: Option<u64>,
     pub shutdown_grace_secs: Option<u64>,
     pub turn_addr: Option<SocketAddr>,
@@ -146,6 +147,8 @@ pub struct Settings {
     pub call_max_opponents: usize,
     pub sfu: SfuSettings,
     pub session_ttl: Duration,
+    /// How long a resolved `QB-Token` is served from memory (0: always ask the store).
+    pub session_cache_ttl: Duration,
     pub signature_max_skew: Duration,
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM.
     pub shutdown_grace: Duration,
@@ -210,6 +213,7 @@ impl Settings {
                 .or(file.call_max_opponents)
                 .unwrap_or(3),
             session_ttl: Duration::from_secs(file.session_ttl_secs.unwrap_or(2 * 3600)),
+            session_cache_ttl: Duration::from_secs(file.session_cache_ttl_secs.unwrap_or(5)),
             signature_max_skew: Duration::from_secs(file.signature_max_skew_secs.unwrap_or(3600)),
             shutdown_grace: Duration::from_secs(file.shutdown_grace_secs.unwrap_or(30)),
             turn: TurnSettings::resolve(&args.turn, &file)?,
@@ -246,6 +250,10 @@ impl Settings {
         anyhow::ensure!(
             !self.session_ttl.is_zero(),
             "session_ttl_secs must be positive"
+        );
+        anyhow::ensure!(
+            self.session_cache_ttl < self.session_ttl,
+            "session_cache_ttl_secs must be shorter than session_ttl_secs"
         );
         anyhow::ensure!(
             !self.xmpp_domain.is_empty() && !self.xmpp_domain.contains(['/', ':', '@', ' ']),

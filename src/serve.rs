@@ -54,6 +54,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let config = ControlConfig {
         session_ttl: settings.session_ttl,
+        session_cache_ttl: settings.session_cache_ttl,
         signature_max_skew: settings.signature_max_skew,
         public_api_url: public_api_url.clone(),
         chat_endpoint: settings.xmpp_domain.clone(),

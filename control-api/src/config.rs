@@ -7,6 +7,13 @@ use std::time::Duration;
 pub struct ControlConfig {
     /// Sessions expire this long after their last request (QuickBlox: 2 hours, sliding).
     pub session_ttl: Duration,
+    /// How long a resolved `QB-Token` (and, for `POST /session.json`, an application) is
+    /// answered from memory without asking the store (zero: always ask). Sessions changed
+    /// by this process are dropped from memory at once; one destroyed by another node
+    /// sharing the store stays usable here this long.
+    /// Five seconds: most requests of a busy client skip the store, and a logout elsewhere
+    /// takes effect about as fast as a client notices.
+    pub session_cache_ttl: Duration,
     /// A `POST /session.json` whose `timestamp` is further than this from our clock is
     /// refused, which bounds how long a captured signed request can be replayed.
     pub signature_max_skew: Duration,
@@ -47,6 +54,7 @@ impl Default for ControlConfig {
     fn default() -> Self {
         Self {
             session_ttl: Duration::from_secs(2 * 3600),
+            session_cache_ttl: Duration::from_secs(5),
             signature_max_skew: Duration::from_secs(3600),
             public_api_url: "https://127.0.0.1:8443".into(),
             chat_endpoint: "localhost".into(),

@@ -1,5 +1,7 @@
 //! Applications: the tenants, managed from the CLI (the Dashboard's job in QuickBlox).
 
+use std::sync::Arc;
+
 use super::error::DomainError;
 use super::ids;
 use super::model::{App, AppId};
@@ -31,7 +33,11 @@ impl ControlPlane {
 
     pub async fn delete_app(&self, id: AppId) -> Result<(), DomainError> {
         match self.store.delete_app(id).await? {
-            true => Ok(()),
+            true => {
+                self.apps.forget(&id);
+                self.sessions.forget_where(|s| s.app_id == id);
+                Ok(())
+            }
             false => Err(DomainError::NotFound),
         }
     }
@@ -53,6 +59,7 @@ impl ControlPlane {
         if !self.store.set_app_api_key(id, &key).await? {
             return Err(DomainError::NotFound);
         }
+        self.apps.forget(&id);
         self.store.app(id).await?.ok_or(DomainError::NotFound)
     }
 
@@ -61,6 +68,24 @@ impl ControlPlane {
             .app_by_account_key(account_key)
             .await?
             .ok_or(DomainError::NotFound)
+    }
+
+    /// The application by id, from the application cache when it was read less than
+    /// `session_cache_ttl` ago. Its `auth_key` and `auth_secret` never change; an
+    /// application deleted by another process meanwhile cannot get sessions anyway (they
+    /// reference it in the store).
+    pub(crate) async fn cached_app(&self, id: AppId) -> Result<Option<Arc<App>>, DomainError> {
+        let now = self.now();
+        if let Some(app) = self.apps.get(&id, now) {
+            return Ok(Some(app));
+        }
+        let epoch = self.apps.epoch();
+        let Some(app) = self.store.app(id).await? else {
+            return Ok(None);
+        };
+        let app = Arc::new(app);
+        self.apps.fill(epoch, id, &app, now);
+        Ok(Some(app))
     }
 
     async fn insert_app(&self, name: &str, is_default: bool) -> Result<App, DomainError> {

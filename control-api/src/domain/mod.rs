@@ -18,6 +18,7 @@ pub mod push;
 pub mod sessions;
 pub mod signature;
 pub mod store;
+mod ttl_cache;
 pub mod user_query;
 pub mod users;
 
@@ -31,10 +32,18 @@ use calls::CallStore;
 use chat::{ChatNotifier, ChatStore};
 use content::{BlobStorage, ContentStore};
 use data::DataStore;
+use model::{App, AppId, Session};
 use push::{PushSender, PushStore};
+use ttl_cache::TtlCache;
 
 use crate::config::ControlConfig;
 use crate::metrics::PushCounters;
+
+/// Cached sessions at most (arbitrary: a few hundred bytes each, so a few tens of MiB at
+/// worst; more distinct sessions than this within one cache TTL is far beyond one node).
+const SESSION_CACHE_CAPACITY: usize = 100_000;
+/// Cached applications at most (arbitrary: far more tenants than one deployment serves).
+const APP_CACHE_CAPACITY: usize = 10_000;
 
 /// The control plane's services, cheap to clone and shared by every request.
 #[derive(Clone)]
@@ -58,6 +67,10 @@ pub struct ControlPlane {
     calls: Arc<dyn CallStore>,
     clock: Arc<dyn Clock>,
     config: Arc<ControlConfig>,
+    /// Resolved `QB-Token`s by token, shared by the clones (see [`ttl_cache`]).
+    sessions: Arc<TtlCache<String, Session>>,
+    /// Applications by id, for session creation (see [`ttl_cache`]).
+    apps: Arc<TtlCache<AppId, App>>,
     /// Set once by the XMPP role (see [`ControlPlane::set_chat_notifier`]).
     chat_notifier: Arc<OnceLock<Arc<dyn ChatNotifier>>>,
 }
@@ -79,6 +92,11 @@ impl ControlPlane {
             blobs: Arc::new(content::storage::NoBlobStorage),
             calls: store,
             clock,
+            sessions: Arc::new(TtlCache::new(
+                config.session_cache_ttl,
+                SESSION_CACHE_CAPACITY,
+            )),
+            apps: Arc::new(TtlCache::new(config.session_cache_ttl, APP_CACHE_CAPACITY)),
             config: Arc::new(config),
             chat_notifier: Arc::new(OnceLock::new()),
         }

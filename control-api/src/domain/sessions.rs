@@ -1,5 +1,6 @@
 //! Sessions: signed creation, token resolution with sliding expiry, login and logout.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -44,10 +45,11 @@ impl SessionRequest {
     }
 }
 
-/// Who is calling: the session a valid `QB-Token` resolved to.
+/// Who is calling: the session a valid `QB-Token` resolved to (shared with the session
+/// cache, so handing it to a handler copies no strings).
 #[derive(Clone, Debug)]
 pub struct Caller {
-    pub session: Session,
+    pub session: Arc<Session>,
 }
 
 impl Caller {
@@ -81,8 +83,7 @@ impl ControlPlane {
         let signature = req.required("signature")?;
 
         let app = self
-            .store
-            .app(app_id)
+            .cached_app(app_id)
             .await?
             .ok_or(DomainError::BadSignature)?;
         let signed = signature::signed_string(&req.params);
@@ -133,7 +134,18 @@ impl ControlPlane {
     }
 
     /// Resolves a `QB-Token`, sliding its expiry forward.
+    ///
+    /// A session read less than `session_cache_ttl` ago is answered from the session
+    /// cache, unless it has expired or its expiry is due to slide: those go to the store,
+    /// so expiry and its extension are exactly what they are without the cache.
     pub async fn authenticate(&self, token: &str) -> Result<Caller, DomainError> {
+        let now = self.now();
+        if let Some(session) = self.sessions.get(token, now) {
+            if session.expires_at > now && !self.extension_due(&session, now) {
+                return Ok(Caller { session });
+            }
+        }
+        let epoch = self.sessions.epoch();
         let mut session = self
             .store
             .session_by_token(token)
@@ -142,10 +154,11 @@ impl ControlPlane {
         let now = self.now();
         if session.expires_at <= now {
             self.store.delete_session(token).await?;
+            self.sessions.forget(token);
             return Err(DomainError::SessionNotFound);
         }
-        let expires_at = now + self.config.session_ttl;
-        if expires_at - session.expires_at >= EXTEND_GRANULARITY {
+        if self.extension_due(&session, now) {
+            let expires_at = now + self.config.session_ttl;
             self.store.extend_session(token, now, expires_at).await?;
             if let Some(user) = session.user_id {
                 self.store.touch_user(session.app_id, user, now).await?;
@@ -153,7 +166,15 @@ impl ControlPlane {
             session.expires_at = expires_at;
             session.updated_at = now;
         }
+        let session = Arc::new(session);
+        self.sessions
+            .fill(epoch, session.token.clone(), &session, now);
         Ok(Caller { session })
+    }
+
+    /// Whether sliding the expiry to `now + session_ttl` moves it by the granularity.
+    fn extension_due(&self, session: &Session, now: OffsetDateTime) -> bool {
+        now + self.config.session_ttl - session.expires_at >= EXTEND_GRANULARITY
     }
 
     /// `POST /login.json`: upgrades the caller's session to a user session.
@@ -176,6 +197,7 @@ impl ControlPlane {
         self.store
             .set_session_user(&caller.session.token, Some(user.id), now)
             .await?;
+        self.sessions.forget(&caller.session.token);
         self.store.touch_user(user.app_id, user.id, now).await?;
         user.last_request_at = Some(now);
         Ok(user)
@@ -184,19 +206,26 @@ impl ControlPlane {
     /// `DELETE /login.json`: back to an application session.
     pub async fn logout(&self, caller: &Caller) -> Result<(), DomainError> {
         caller.require_user()?;
-        Ok(self
-            .store
+        self.store
             .set_session_user(&caller.session.token, None, self.now())
-            .await?)
+            .await?;
+        self.sessions.forget(&caller.session.token);
+        Ok(())
     }
 
     pub async fn destroy_session(&self, caller: &Caller) -> Result<(), DomainError> {
         self.store.delete_session(&caller.session.token).await?;
+        self.sessions.forget(&caller.session.token);
         Ok(())
     }
 
+    /// Deletes expired sessions, and drops cached sessions and applications that are no
+    /// longer fresh.
     pub async fn purge_expired_sessions(&self) -> Result<u64, DomainError> {
-        Ok(self.store.delete_expired_sessions(self.now()).await?)
+        let now = self.now();
+        self.sessions.sweep(now);
+        self.apps.sweep(now);
+        Ok(self.store.delete_expired_sessions(now).await?)
     }
 
     pub async fn active_sessions(&self) -> Result<i64, DomainError> {

@@ -120,6 +120,9 @@ impl ControlPlane {
             return Err(DomainError::Forbidden(NO_PERMISSION));
         }
         self.store.delete_user(caller.app_id(), me).await?;
+        let app = caller.app_id();
+        self.sessions
+            .forget_where(|s| s.app_id == app && s.user_id == Some(me));
         Ok(())
     }
 

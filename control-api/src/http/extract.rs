@@ -183,11 +183,10 @@ pub async fn resolve_session(
         .get(TOKEN_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_string);
+        .filter(|t| !t.is_empty());
     let lookup = match token {
         None => SessionLookup::NoToken,
-        Some(token) => match state.control.authenticate(&token).await {
+        Some(token) => match state.control.authenticate(token).await {
             Ok(caller) => SessionLookup::Valid(caller),
             Err(DomainError::SessionNotFound) => SessionLookup::Invalid,
             Err(e) => {

@@ -12,8 +12,6 @@ mod wire;
 mod wire_chat;
 mod wire_content;
 
-use std::sync::Arc;
-
 use axum::Router;
 use prometheus_client::registry::Registry;
 
@@ -28,10 +26,6 @@ use crate::metrics::ControlMetrics;
 /// process's other roles registered theirs) and serves it at `/metrics`.
 pub fn app(control: ControlPlane, mut registry: Registry) -> Router {
     let metrics = ControlMetrics::register(&mut registry, control.push_counters().clone());
-    let state = AppState {
-        control,
-        metrics,
-        registry: Arc::new(registry),
-    };
+    let state = AppState::new(control, metrics, registry);
     service(router(state))
 }
