@@ -1,5 +1,5 @@
 //! One self-contained HTML page per report: a summary table and inline SVG plots (latency
-//! CDF, throughput, server CPU and RSS over time). No scripts, no external resources.
+//! CDF, throughput, loss, server CPU and RSS over time). No scripts, no external resources.
 
 use std::fmt::Write;
 
@@ -70,6 +70,20 @@ pub fn render(r: &Report) -> String {
         &[("ops/s", &ops), ("errors/s", &errs)],
         "s",
     );
+    if r.series.iter().any(|s| s.expected.is_some()) {
+        // By the second units were sent in; a second with nothing sent plots as 0 %.
+        let loss: Vec<f64> = r
+            .series
+            .iter()
+            .map(|s| s.loss_pct().unwrap_or(0.0))
+            .collect();
+        page += &line_plot(
+            &format!("Loss over time (% of {}s sent each second)", r.unit),
+            &t,
+            &[("loss %", &loss)],
+            "s",
+        );
+    }
     if r.series.iter().any(|s| s.server_cpu_s.is_some()) {
         let cpu: Vec<f64> = r
             .series
@@ -298,6 +312,29 @@ mod tests {
         assert!(page.contains("a &lt;note&gt; &amp; more"));
         assert!(!page.contains("<script"), "no scripts");
         assert!(!page.contains("src=\"http"), "no external resources");
+        assert!(!page.contains("NaN"));
+        assert!(
+            !page.contains("Loss over time"),
+            "no loss plot when loss is unknown"
+        );
+
+        // With per-second loss: a fifth plot, loss in percent (here 0 % then 25 %).
+        for (i, s) in r.series.iter_mut().enumerate() {
+            s.expected = Some(100);
+            s.lost = Some(if i < 2 { 0 } else { 25 });
+        }
+        let page = render(&r);
+        assert_eq!(
+            page.matches("<svg").count(),
+            5,
+            "CDF, throughput, loss, CPU, RSS"
+        );
+        assert!(page.contains("<h3>Loss over time (% of routed messages sent each second)</h3>"));
+        let plot = &page[page.find("Loss over time").unwrap()..];
+        let plot = &plot[..plot.find("</svg>").unwrap()];
+        assert!(plot.contains("<polyline") && plot.contains(">loss %<"));
+        // y axis up to 25 % × 1.1: the top grid label.
+        assert!(plot.contains(">27.5<"), "{plot}");
         assert!(!page.contains("NaN"));
     }
 }

@@ -103,6 +103,59 @@ pub struct Sample {
     pub server_rss_bytes: Option<u64>,
     /// Clients connected at the end of this second.
     pub clients: u32,
+    /// Units (messages, packets) sent in this second that should have arrived, where the
+    /// scenario knows it (chat, turn, conference); absent otherwise and in older reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<u64>,
+    /// How many of this second's `expected` never arrived (by the send time they carry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<u64>,
+}
+
+impl Sample {
+    /// Loss in percent of what this second should have delivered (None: not known, or
+    /// nothing was expected).
+    pub fn loss_pct(&self) -> Option<f64> {
+        match (self.expected, self.lost) {
+            (Some(e), Some(l)) if e > 0 => Some(l as f64 * 100.0 / e as f64),
+            _ => None,
+        }
+    }
+}
+
+/// Fills `expected` and `lost` of each sample from counts by send second: `expected[t]`
+/// units were sent in second `t` (the sample whose `t` it is: the second ending at `t` s)
+/// and `arrived[t]` of them arrived. Lost is never negative (duplicates and packets from
+/// before a receiver's first one are not negative loss). Seconds past the last sample
+/// (sent after its tick, before the clients stopped) count in the last sample, seconds
+/// before the first in the first, so the series adds up to the whole run.
+pub fn fill_loss(series: &mut [Sample], expected: &[u64], arrived: &[u64]) {
+    let (Some(first), Some(last)) = (
+        series.iter().map(|s| s.t).min(),
+        series.iter().map(|s| s.t).max(),
+    ) else {
+        return;
+    };
+    let len = expected.len().max(arrived.len());
+    let mut by_t: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    for i in 0..len {
+        let t = (i.min(u32::MAX as usize) as u32).clamp(first, last);
+        let e = by_t.entry(t).or_default();
+        e.0 += expected.get(i).copied().unwrap_or(0);
+        e.1 += arrived.get(i).copied().unwrap_or(0);
+    }
+    for s in series.iter_mut() {
+        let (e, a) = by_t.remove(&s.t).unwrap_or_default();
+        s.expected = Some(e);
+        s.lost = Some(e.saturating_sub(a));
+    }
+    // A second with no sample of its own (the run skipped a tick): into the next one.
+    for (t, (e, a)) in by_t {
+        if let Some(s) = series.iter_mut().find(|s| s.t >= t) {
+            s.expected = Some(s.expected.unwrap_or(0) + e);
+            s.lost = Some(s.lost.unwrap_or(0) + e.saturating_sub(a));
+        }
+    }
 }
 
 impl Latency {
@@ -282,11 +335,20 @@ fn merge_series(acc: &mut Vec<Sample>, other: &[Sample]) {
                 a.clients += s.clients;
                 a.server_cpu_s = max_opt(a.server_cpu_s, s.server_cpu_s);
                 a.server_rss_bytes = a.server_rss_bytes.max(s.server_rss_bytes);
+                a.expected = add_opt(a.expected, s.expected);
+                a.lost = add_opt(a.lost, s.lost);
             }
             None => acc.push(s.clone()),
         }
     }
     acc.sort_by_key(|s| s.t);
+}
+
+fn add_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x + y),
+        (x, y) => x.or(y),
+    }
 }
 
 fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -495,5 +557,76 @@ mod tests {
             line.split_whitespace().collect::<Vec<_>>(),
             ["retransmits", "–", "7", "–"]
         );
+    }
+
+    fn samples(ts: &[u32]) -> Vec<Sample> {
+        ts.iter()
+            .map(|&t| Sample {
+                t,
+                ..Sample::default()
+            })
+            .collect()
+    }
+
+    fn loss_of(series: &[Sample]) -> Vec<(u32, Option<u64>, Option<u64>)> {
+        series.iter().map(|s| (s.t, s.expected, s.lost)).collect()
+    }
+
+    #[test]
+    fn loss_per_second_by_send_time() {
+        // Sent per second (index = t): 0, 10, 10, 10, 4; arrived of those: 0, 10, 7, 12, 4
+        // (second 3: two duplicates), plus 5 sent after the last tick (t = 5) of which 3
+        // arrived. By hand: t1 10/0, t2 10/3, t3 10/0 (never negative), t4 9/2 (4 + 5
+        // folded in, 4 + 3 arrived).
+        let mut series = samples(&[1, 2, 3, 4]);
+        fill_loss(&mut series, &[0, 10, 10, 10, 4, 5], &[0, 10, 7, 12, 4, 3]);
+        assert_eq!(
+            loss_of(&series),
+            [
+                (1, Some(10), Some(0)),
+                (2, Some(10), Some(3)),
+                (3, Some(10), Some(0)),
+                (4, Some(9), Some(2)),
+            ]
+        );
+        assert_eq!(series[1].loss_pct(), Some(30.0));
+        assert!((series[3].loss_pct().unwrap() - 200.0 / 9.0).abs() < 1e-9);
+        assert_eq!(Sample::default().loss_pct(), None);
+
+        // A skipped tick (no sample at t = 2): its second counts in the next sample; a
+        // second with nothing sent has no loss percentage.
+        let mut series = samples(&[1, 3]);
+        fill_loss(&mut series, &[0, 0, 4, 6], &[0, 0, 3, 6]);
+        assert_eq!(
+            loss_of(&series),
+            [(1, Some(0), Some(0)), (3, Some(10), Some(1))]
+        );
+        assert_eq!(series[0].loss_pct(), None);
+
+        // Nothing to attach to: no panic, nothing invented.
+        let mut empty: Vec<Sample> = Vec::new();
+        fill_loss(&mut empty, &[1, 2], &[0, 0]);
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn loss_fields_are_optional_in_the_schema() {
+        // Written without them when unknown, so reports of scenarios without loss (and of
+        // older versions) look as before; read back as None.
+        let r = report_with(&[10], 1, 1);
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(!text.contains("\"expected\"") && !text.contains("\"lost\""));
+        let back: Report = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.series[0].expected, None);
+        assert_eq!(back, r);
+        // Known loss round-trips and merges by adding counts.
+        let mut a = report_with(&[10], 1, 1);
+        a.series[0].expected = Some(100);
+        a.series[0].lost = Some(3);
+        let text = serde_json::to_string(&a).unwrap();
+        assert_eq!(serde_json::from_str::<Report>(&text).unwrap(), a);
+        let merged = merge(&[a.clone(), a, report_with(&[10], 1, 1)]).unwrap();
+        assert_eq!(merged.series[0].expected, Some(200));
+        assert_eq!(merged.series[0].lost, Some(6));
     }
 }

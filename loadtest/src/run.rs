@@ -16,7 +16,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::Notify;
 
 use crate::procstat;
-use crate::report::{new_histogram, Latency, Report, Sample, ServerUsage, MAX_LATENCY_US};
+use crate::report::{
+    fill_loss, new_histogram, Latency, Report, Sample, ServerUsage, MAX_LATENCY_US,
+};
 
 /// Longest run accepted (arbitrary: a load run longer than an hour is a soak test, not this tool).
 pub const MAX_DURATION: Duration = Duration::from_secs(3600);
@@ -145,7 +147,17 @@ pub struct Live {
     error_kinds: Mutex<BTreeMap<String, u64>>,
     counters: Mutex<BTreeMap<String, u64>>,
     notes: Mutex<Vec<String>>,
+    /// When the measured run started, µs since `epoch` (set by [`drive`]).
+    run_start_us: AtomicU64,
+    /// Loss by the second units were sent in (index = the series' `t`): units expected,
+    /// and units arrived. Atomics, so packet receivers count without a lock.
+    loss_expected: Box<[AtomicU64]>,
+    loss_arrived: Box<[AtomicU64]>,
+    loss_known: AtomicBool,
 }
+
+/// Seconds of per-second loss kept: the longest run, its drain, and a margin.
+const LOSS_SECONDS: usize = MAX_DURATION.as_secs() as usize + 16;
 
 impl Live {
     pub fn new(count_limit: Option<u64>) -> Arc<Self> {
@@ -161,7 +173,50 @@ impl Live {
             error_kinds: Mutex::new(BTreeMap::new()),
             counters: Mutex::new(BTreeMap::new()),
             notes: Mutex::new(Vec::new()),
+            run_start_us: AtomicU64::new(0),
+            loss_expected: (0..LOSS_SECONDS).map(|_| AtomicU64::new(0)).collect(),
+            loss_arrived: (0..LOSS_SECONDS).map(|_| AtomicU64::new(0)).collect(),
+            loss_known: AtomicBool::new(false),
         })
+    }
+
+    /// The series second a unit sent at `sent_us` (µs since `epoch`) belongs to: sends in
+    /// the run's first second count at `t` = 1, as the first sample does.
+    fn loss_slot(&self, sent_us: u64) -> usize {
+        let rel = sent_us.saturating_sub(self.run_start_us.load(Ordering::Relaxed));
+        ((rel / 1_000_000) as usize + 1).min(LOSS_SECONDS - 1)
+    }
+
+    /// `n` units sent at `sent_us` that should arrive (a message times its recipients, a
+    /// packet, or a gap in a receiver's sequence numbers): per-second loss is known.
+    pub fn expect_at(&self, sent_us: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.loss_expected[self.loss_slot(sent_us)].fetch_add(n, Ordering::Relaxed);
+        if !self.loss_known.load(Ordering::Relaxed) {
+            self.loss_known.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// `n` units sent at `sent_us` (the time they carry) arrived.
+    pub fn arrived_at(&self, sent_us: u64, n: u64) {
+        self.loss_arrived[self.loss_slot(sent_us)].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Expected and arrived units by second, when the scenario counted them.
+    pub fn loss_by_second(&self) -> Option<(Vec<u64>, Vec<u64>)> {
+        if !self.loss_known.load(Ordering::Relaxed) {
+            return None;
+        }
+        let read = |v: &[AtomicU64]| {
+            let mut out: Vec<u64> = v.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+            while out.last() == Some(&0) {
+                out.pop();
+            }
+            out
+        };
+        Some((read(&self.loss_expected), read(&self.loss_arrived)))
     }
 
     /// µs since [`Live::epoch`].
@@ -385,6 +440,7 @@ where
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let start = Instant::now();
+    live.run_start_us.store(live.now_us(), Ordering::Relaxed);
     // The load generator's own CPU: near one core per thread means it, not the server, set the pace.
     let own0 = procstat::read(std::process::id());
     let deadline = start + common.duration;
@@ -500,6 +556,9 @@ fn fill_report(report: &mut Report, live: &Live) {
         *report.counters.entry(k.clone()).or_default() += v;
     }
     report.notes.extend(lock(&live.notes).iter().cloned());
+    if let Some((expected, arrived)) = live.loss_by_second() {
+        fill_loss(&mut report.series, &expected, &arrived);
+    }
     report.finish_totals();
 }
 
@@ -545,6 +604,28 @@ mod tests {
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn loss_is_counted_by_the_second_units_were_sent_in() {
+        let live = Live::new(None);
+        assert_eq!(
+            live.loss_by_second(),
+            None,
+            "unknown until a scenario counts it"
+        );
+        live.run_start_us.store(5_000_000, Ordering::Relaxed);
+        // Sent at 0.2 s and 1.5 s into the run; one sent before the start counts in t = 1.
+        live.expect_at(5_200_000, 3);
+        live.expect_at(6_500_000, 2);
+        live.expect_at(1_000, 1);
+        // Arrivals are counted by the send time they carry, whenever they come.
+        live.arrived_at(5_200_000, 2);
+        live.arrived_at(6_500_000, 2);
+        assert_eq!(live.loss_by_second(), Some((vec![0, 4, 2], vec![0, 2, 2])));
+        // Beyond the longest run: the last slot, never out of bounds.
+        live.expect_at(u64::MAX, 1);
+        assert_eq!(live.loss_by_second().unwrap().0.len(), LOSS_SECONDS);
     }
 
     #[tokio::test]

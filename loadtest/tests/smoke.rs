@@ -141,6 +141,8 @@ fn api_and_chat_against_a_real_server() {
         "2",
         "--rate",
         "40",
+        "--mix",
+        "session_create,user_read,dialog_list,dialog_create,dialog_update,message_create,message_list",
         "--quiet",
         "--slo",
         "errors<50%",
@@ -164,6 +166,8 @@ fn api_and_chat_against_a_real_server() {
         "session_create",
         "user_read",
         "dialog_list",
+        "dialog_create",
+        "dialog_update",
         "message_create",
         "message_list",
     ] {
@@ -220,6 +224,35 @@ fn api_and_chat_against_a_real_server() {
     assert!(chat.totals.ops <= chat.counters["deliveries_expected"]);
     assert!(chat.latencies.contains_key("chat") && chat.latencies.contains_key("groupchat"));
     assert_eq!(chat.totals.errors, 0, "{:?}", chat.errors);
+
+    // Refused logins (a wrong password): every one is counted and named, the run ends by its
+    // time bound and writes its report, never hangs.
+    let users = dir.path().join("wrong-users.txt");
+    std::fs::write(&users, "1-1@localhost wrong\n2-1@localhost wrong\n").unwrap();
+    let refused_json = dir.path().join("refused-chat.json");
+    let mut args = strings(&["chat", "--target"]);
+    args.push(server.get("XMPP (TCP)"));
+    args.extend(strings(&[
+        "--users",
+        users.to_str().unwrap(),
+        "--clients",
+        "2",
+        "--duration",
+        "2s",
+        "--quiet",
+        "--out",
+        refused_json.to_str().unwrap(),
+    ]));
+    let out = loadtest(&args);
+    assert_ok(&out);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("login refused"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let refused = Report::read(&refused_json).expect("report written");
+    assert_eq!(refused.counters["login_failures"], 2);
+    assert_eq!(refused.totals.ops, 0);
 
     // Two agents' reports merge: counts add up.
     let merged_json = dir.path().join("merged.json");

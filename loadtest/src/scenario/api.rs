@@ -1,6 +1,7 @@
 //! `api`: QuickBlox REST load. Each client signs a user up, opens a user session and a
 //! public dialog, then cycles through the chosen operations: signed app-session creation,
-//! user reads, dialog reads, message writes and reads. Unit of work: an answered request.
+//! user reads, dialog reads (and, when asked, dialog writes), message writes and reads.
+//! Unit of work: an answered request.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,7 +27,9 @@ pub struct ApiArgs {
     #[command(flatten)]
     pub app: AppArgs,
     /// Comma-separated operations a client cycles through (repeat one to weigh it):
-    /// session_create, user_read, dialog_list, message_create, message_list.
+    /// session_create, user_read, dialog_list, dialog_create, dialog_update, message_create,
+    /// message_list (the default leaves the dialog writes out: every dialog_create adds a
+    /// dialog that later dialog_list calls page through).
     #[arg(long, default_value = DEFAULT_MIX)]
     pub mix: String,
 }
@@ -36,6 +39,8 @@ enum Op {
     SessionCreate,
     UserRead,
     DialogList,
+    DialogCreate,
+    DialogUpdate,
     MessageCreate,
     MessageList,
 }
@@ -46,6 +51,8 @@ impl Op {
             "session_create" => Op::SessionCreate,
             "user_read" => Op::UserRead,
             "dialog_list" => Op::DialogList,
+            "dialog_create" => Op::DialogCreate,
+            "dialog_update" => Op::DialogUpdate,
             "message_create" => Op::MessageCreate,
             "message_list" => Op::MessageList,
             other => anyhow::bail!("unknown --mix operation {other:?}"),
@@ -57,6 +64,8 @@ impl Op {
             Op::SessionCreate => "session_create",
             Op::UserRead => "user_read",
             Op::DialogList => "dialog_list",
+            Op::DialogCreate => "dialog_create",
+            Op::DialogUpdate => "dialog_update",
             Op::MessageCreate => "message_create",
             Op::MessageList => "message_list",
         }
@@ -187,6 +196,12 @@ async fn call(rest: &Rest, me: &Client, op: Op, i: usize) -> anyhow::Result<()> 
         }
         Op::UserRead => h.get(rest.url(&format!("/users/{}.json", me.user_id))),
         Op::DialogList => h.get(rest.url("/chat/Dialog.json?limit=10")),
+        Op::DialogCreate => h
+            .post(rest.url("/chat/Dialog.json"))
+            .form(&[("type", "1"), ("name", &format!("loadtest {i}"))]),
+        Op::DialogUpdate => h
+            .put(rest.url(&format!("/chat/Dialog/{}.json", me.dialog_id)))
+            .form(&[("name", &format!("loadtest {i}"))]),
         Op::MessageCreate => h.post(rest.url("/chat/Message.json")).form(&[
             ("chat_dialog_id", me.dialog_id.as_str()),
             ("message", &format!("loadtest message {i}")),
@@ -198,4 +213,28 @@ async fn call(rest: &Rest, me: &Client, op: Op, i: usize) -> anyhow::Result<()> 
     };
     rest.send(req.header("QB-Token", &me.token)).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_parses_back_from_its_name() {
+        for op in [
+            Op::SessionCreate,
+            Op::UserRead,
+            Op::DialogList,
+            Op::DialogCreate,
+            Op::DialogUpdate,
+            Op::MessageCreate,
+            Op::MessageList,
+        ] {
+            assert_eq!(Op::parse(op.name()).unwrap(), op);
+        }
+        assert!(Op::parse("dialog_delete").is_err());
+        for name in DEFAULT_MIX.split(',') {
+            Op::parse(name).unwrap();
+        }
+    }
 }

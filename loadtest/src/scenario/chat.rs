@@ -1,6 +1,6 @@
-//! `chat`: N XMPP users over TCP sending M messages a second, 1:1 (user i to user i+1's
-//! full JID) and, with `--room-size`, to group rooms as well. Each body carries the send
-//! time, so the receiver measures delivery latency. Unit of work: a routed (delivered)
+//! `chat`: N XMPP users over TCP or WebSocket (`--transport ws`) sending M messages a
+//! second, 1:1 (user i to user i+1's full JID) and, with `--room-size`, to group rooms as
+//! well. Each body carries the send time, so the receiver measures delivery latency. Unit of work: a routed (delivered)
 //! message; a groupchat message counts once per occupant it reaches, sender included.
 //!
 //! Credentials come from Switchboard's REST API (`--api` and the app flags: sign-up and
@@ -9,15 +9,14 @@
 //! `--idle N` first opens N authenticated connections that stay idle (no presence, no
 //! traffic) and reports the server's RSS growth per connection.
 
-use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::qb::{AppArgs, Rest};
-use super::xmpp::{self, Account, Conn, Event};
+use super::xmpp::{self, Account, Conn, Endpoint, Event, Transport};
 use crate::report::Report;
 use crate::run::{drive, Common, Live, Pacer};
 
@@ -37,9 +36,15 @@ const HISTORY_PARAMS: &str =
 pub struct ChatArgs {
     #[command(flatten)]
     pub common: Common,
-    /// The XMPP TCP listener, host:port (loopback only).
-    #[arg(long, default_value = "127.0.0.1:5222")]
-    pub target: String,
+    /// The XMPP listener (loopback only): host:port over TCP (default 127.0.0.1:5222);
+    /// over WebSocket a ws:// URL, or host:port for Switchboard's `ws://host:port/ws`
+    /// (default ws://127.0.0.1:8080/ws).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// XMPP over TCP (RFC 6120) or over WebSocket (RFC 7395, subprotocol `xmpp`, as the
+    /// QuickBlox JS SDK connects).
+    #[arg(long, value_enum, default_value_t = Transport::Tcp)]
+    pub transport: Transport,
     /// A file of `jid password` lines (any XMPP server); otherwise users are signed up
     /// through Switchboard's REST API at --api.
     #[arg(long)]
@@ -72,9 +77,20 @@ pub struct ChatArgs {
     pub warmup: Duration,
 }
 
+impl ChatArgs {
+    /// `--target`, or the transport's default.
+    pub fn target(&self) -> String {
+        match (&self.target, self.transport) {
+            (Some(t), _) => t.clone(),
+            (None, Transport::Tcp) => "127.0.0.1:5222".into(),
+            (None, Transport::Ws) => "ws://127.0.0.1:8080/ws".into(),
+        }
+    }
+}
+
 pub async fn run(args: ChatArgs) -> anyhow::Result<Report> {
     args.common.check()?;
-    let addr = crate::target::loopback(&args.target)?;
+    let endpoint = Endpoint::parse(args.transport, &args.target())?;
     let n = args.common.clients as usize;
     let (accounts, rooms) = credentials(&args).await?;
     anyhow::ensure!(
@@ -83,7 +99,11 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Report> {
         n.min(2),
         accounts.len()
     );
-    let mut report = Report::new("chat", &args.target, "routed message");
+    let target = match &endpoint {
+        Endpoint::Tcp(_) => args.target(),
+        Endpoint::Ws(url) => url.clone(),
+    };
+    let mut report = Report::new("chat", &target, "routed message");
     report.params = params(&args);
     let per_conn = args.common.rate_per_client();
     if per_conn > 45.0 {
@@ -92,7 +112,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Report> {
         ));
     }
     let live = Live::new(args.common.count);
-    let idle = open_idle(&args, addr, &accounts, &live).await;
+    let idle = open_idle(&args, &endpoint, &accounts, &live).await;
     let common = args.common.clone();
     let history = args.history;
     let warmup = args.warmup;
@@ -101,14 +121,18 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Report> {
         async move {
             let accounts = Arc::new(accounts);
             let rooms = Arc::new(rooms);
+            let endpoint = Arc::new(endpoint);
+            let sessions = Arc::new(Sessions::default());
             let mut tasks = Vec::new();
             let started = Instant::now();
             for i in 0..n {
-                let (live, accounts, rooms, common) = (
+                let (live, accounts, rooms, common, endpoint, sessions) = (
                     live.clone(),
                     accounts.clone(),
                     rooms.clone(),
                     common.clone(),
+                    endpoint.clone(),
+                    sessions.clone(),
                 );
                 tasks.push(tokio::spawn(async move {
                     if live
@@ -124,7 +148,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Report> {
                     if history {
                         plan.extra = HISTORY_PARAMS;
                     }
-                    if let Err(e) = chatter(&live, addr, &accounts[i], plan).await {
+                    if let Err(e) = chatter(&live, &endpoint, &accounts[i], plan, &sessions).await {
                         live.error(format!("chat: {e:#}"));
                     }
                 }));
@@ -133,6 +157,12 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Report> {
                 let _ = t.await;
             }
             drop(idle);
+            // Every chatting connection lost before the run ended: the server went away (or
+            // threw everyone out). A run whose logins were refused still ends normally.
+            let up = sessions.logged_in.load(Ordering::Relaxed);
+            if up > 0 && sessions.dropped.load(Ordering::Relaxed) == up && !live.stopped() {
+                anyhow::bail!("the server closed all {up} chat connections mid-run");
+            }
             Ok(())
         }
     };
@@ -163,6 +193,11 @@ fn params(args: &ChatArgs) -> std::collections::BTreeMap<String, serde_json::Val
     let mut p = args.common.params();
     p.insert("room_size".into(), serde_json::json!(args.room_size));
     p.insert("idle".into(), serde_json::json!(args.idle));
+    let transport = match args.transport {
+        Transport::Tcp => "tcp",
+        Transport::Ws => "ws",
+    };
+    p.insert("transport".into(), serde_json::json!(transport));
     p.insert("history".into(), serde_json::json!(args.history));
     p.insert(
         "warmup_s".into(),
@@ -310,7 +345,7 @@ fn read_users(path: &std::path::Path) -> anyhow::Result<Vec<Account>> {
 /// the server's growth from before the first to after the last (settled) login.
 async fn open_idle(
     args: &ChatArgs,
-    addr: SocketAddr,
+    endpoint: &Endpoint,
     accounts: &[Account],
     live: &Arc<Live>,
 ) -> Vec<Conn> {
@@ -325,10 +360,10 @@ async fn open_idle(
     let mut tasks = Vec::new();
     for k in 0..args.idle as usize {
         let account = accounts[k % accounts.len()].clone();
-        let sem = sem.clone();
+        let (sem, endpoint) = (sem.clone(), endpoint.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire().await;
-            xmpp::login(addr, &account, &format!("idle{k}"), false, LOGIN_LIMIT).await
+            xmpp::login(&endpoint, &account, &format!("idle{k}"), false, LOGIN_LIMIT).await
         }));
     }
     let mut conns = Vec::new();
@@ -355,16 +390,24 @@ async fn open_idle(
     conns
 }
 
+/// Chatting users that logged in, and those whose connection failed before the run ended.
+#[derive(Default)]
+struct Sessions {
+    logged_in: AtomicU32,
+    dropped: AtomicU32,
+}
+
 /// One chatting user: logs in, joins its room, sends on its pace and counts what arrives.
 async fn chatter(
     live: &Arc<Live>,
-    addr: SocketAddr,
+    endpoint: &Endpoint,
     account: &Account,
     plan: Plan,
+    sessions: &Sessions,
 ) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let setup = async {
-        let mut conn = xmpp::login(addr, account, "lt", true, LOGIN_LIMIT).await?;
+        let mut conn = xmpp::login(endpoint, account, "lt", true, LOGIN_LIMIT).await?;
         if let Some((room, _)) = &plan.room {
             // Switchboard's occupants are named by user id (the JID's node up to `-`).
             let nick = account.node().split('-').next().unwrap_or(account.node());
@@ -385,15 +428,17 @@ async fn chatter(
     live.latency("login", t0.elapsed().as_micros() as u64);
     live.add("logins", 1);
     live.client_up();
+    sessions.logged_in.fetch_add(1, Ordering::Relaxed);
     let result = chat_loop(live, &mut conn, &plan).await;
+    if result.is_err() && !live.stopped() {
+        sessions.dropped.fetch_add(1, Ordering::Relaxed);
+    }
     live.client_down();
-    let _ = conn.stream.write_all(b"</stream:stream>").await;
+    conn.close().await;
     result
 }
 
 async fn chat_loop(live: &Arc<Live>, conn: &mut Conn, plan: &Plan) -> anyhow::Result<()> {
-    let (mut rd, mut wr) = conn.stream.split();
-    let framer = &mut conn.framer;
     if Instant::now() < plan.send_from && live.sleep(plan.send_from - Instant::now()).await {
         return Ok(());
     }
@@ -406,7 +451,6 @@ async fn chat_loop(live: &Arc<Live>, conn: &mut Conn, plan: &Plan) -> anyhow::Re
     let sending = plan.rate > 0.0 && (plan.peer.is_some() || plan.room.is_some());
     let mut seq = 0u64;
     let mut drain_until: Option<Instant> = None;
-    let mut buf = vec![0u8; 64 * 1024];
     loop {
         let due = pacer.due();
         let stop_at = drain_until.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
@@ -415,22 +459,22 @@ async fn chat_loop(live: &Arc<Live>, conn: &mut Conn, plan: &Plan) -> anyhow::Re
                 pacer.advance();
                 seq += 1;
                 let stanza = message(live, plan, seq);
-                wr.write_all(stanza.as_bytes()).await.context("send")?;
+                conn.send(&stanza).await.context("send")?;
             }
             _ = live.wait_stop(), if drain_until.is_none() => {
                 drain_until = Some(Instant::now() + DRAIN);
             }
             _ = tokio::time::sleep_until(stop_at.into()), if drain_until.is_some() => return Ok(()),
-            n = rd.read(&mut buf) => {
-                let n = n.context("read")?;
-                anyhow::ensure!(n > 0, "connection closed by the server");
-                framer.push(&buf[..n]);
-                while let Some(ev) = framer.next_event() {
-                    match ev {
-                        Event::Element(e) => on_element(live, &e, &mut wr, record_from_us).await?,
+            ev = conn.next_event() => {
+                let mut ev = Some(ev?);
+                // Everything already read, in one go (TCP reads bring many stanzas).
+                while let Some(e) = ev {
+                    match e {
+                        Event::Element(e) => on_element(live, &e, conn, record_from_us).await?,
                         Event::StreamEnd => anyhow::bail!("the server ended the stream"),
                         Event::StreamOpen(_) => {}
                     }
+                    ev = conn.buffered_event();
                 }
             }
         }
@@ -439,7 +483,8 @@ async fn chat_loop(live: &Arc<Live>, conn: &mut Conn, plan: &Plan) -> anyhow::Re
 
 /// The next stanza: 1:1 to the peer, or (every other one, with a room) groupchat.
 fn message(live: &Live, plan: &Plan, seq: u64) -> String {
-    let body = format!("{BODY_TAG} {} {seq} {}", plan.index, live.now_us());
+    let now_us = live.now_us();
+    let body = format!("{BODY_TAG} {} {seq} {now_us}", plan.index);
     let group = plan
         .room
         .as_ref()
@@ -448,6 +493,7 @@ fn message(live: &Live, plan: &Plan, seq: u64) -> String {
         (Some((room, members)), _) => {
             live.add("messages_sent", 1);
             live.add("deliveries_expected", *members);
+            live.expect_at(now_us, *members);
             format!(
                 "<message to='{room}' type='groupchat' id='m{seq}'><body>{body}</body>{}</message>",
                 plan.extra
@@ -456,6 +502,7 @@ fn message(live: &Live, plan: &Plan, seq: u64) -> String {
         (None, Some(peer)) => {
             live.add("messages_sent", 1);
             live.add("deliveries_expected", 1);
+            live.expect_at(now_us, 1);
             format!(
                 "<message to='{peer}' type='chat' id='m{seq}'><body>{body}</body>{}</message>",
                 plan.extra
@@ -468,7 +515,7 @@ fn message(live: &Live, plan: &Plan, seq: u64) -> String {
 async fn on_element(
     live: &Live,
     e: &str,
-    wr: &mut tokio::net::tcp::WriteHalf<'_>,
+    conn: &mut Conn,
     record_from_us: u64,
 ) -> anyhow::Result<()> {
     match xmpp::name(e) {
@@ -486,6 +533,7 @@ async fn on_element(
                 return Ok(());
             }
             let sent_us: u64 = parts.nth(2).and_then(|v| v.parse().ok()).unwrap_or(0);
+            live.arrived_at(sent_us, 1);
             let op = if kind == "groupchat" {
                 "groupchat"
             } else {
@@ -502,7 +550,7 @@ async fn on_element(
             let id = xmpp::attr(e, "id").unwrap_or("");
             let to = xmpp::attr(e, "from").unwrap_or("");
             let reply = format!("<iq type='result' id='{id}' to='{to}'/>");
-            wr.write_all(reply.as_bytes()).await?;
+            conn.send(&reply).await?;
         }
         "stream:error" => anyhow::bail!("stream error: {}", &e[..e.len().min(200)]),
         _ => {}

@@ -755,6 +755,41 @@ mod tests {
     }
 
     #[test]
+    fn loss_per_second_follows_sequence_numbers() {
+        // As the subscriber counts: expected from the highest sequence number's growth,
+        // arrivals by the send second they carry (the run started at µs 0 here).
+        let live = Live::new(None);
+        let mut t = TrackStats::default();
+        let t0 = Instant::now();
+        // Second 1: 1000, 1001, 1003 (1002 late, still in second 1); second 2: 1005, 1006
+        // (1004 never comes).
+        for (seq, sent_us) in [
+            (1000u64, 100_000u64),
+            (1001, 200_000),
+            (1003, 400_000),
+            (1002, 300_000),
+            (1005, 1_100_000),
+            (1006, 1_200_000),
+        ] {
+            let stamp = Stamp {
+                tag: 1,
+                feed: 2,
+                stream: 2,
+                frame: 0,
+                sent_us,
+            };
+            live.expect_at(sent_us, t.seq_advance(seq));
+            live.arrived_at(sent_us, 1);
+            t.on_packet(seq, 100, &stamp, t0, sent_us + 500);
+        }
+        // By hand: second 1 expected 1000..=1003 = 4, all 4 arrived; second 2 expected
+        // 1004..=1006 = 3, 2 arrived. The total is the track's loss.
+        let (expected, arrived) = live.loss_by_second().unwrap();
+        assert_eq!((expected, arrived), (vec![0, 4, 3], vec![0, 4, 2]));
+        assert_eq!(t.lost(), 1);
+    }
+
+    #[test]
     fn tracks_count_loss_switches_and_bitrate() {
         let t0 = Instant::now();
         let mut t = TrackStats::default();

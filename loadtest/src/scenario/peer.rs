@@ -533,6 +533,17 @@ impl TrackStats {
             .on_packet(seq.saturating_sub(first), s.sent_us, now_us)
     }
 
+    /// How many more packets the sender has sent, by sequence numbers, once packet `seq`
+    /// arrived (RFC 3550's expected count: the highest extended sequence number grows):
+    /// 1 for the first packet, the jump past the highest so far, 0 for a late packet.
+    /// Summed over a track it is `max_seq − first_seq + 1`.
+    pub fn seq_advance(&self, seq: u64) -> u64 {
+        match self.first_seq {
+            None => 1,
+            Some(_) => seq.saturating_sub(self.max_seq),
+        }
+    }
+
     /// Packets missing between the first and the highest sequence number received.
     pub fn lost(&self) -> u64 {
         match self.first_seq {
@@ -629,6 +640,15 @@ impl Role for Subscriber {
             );
         }
         let seq = *p.seq_no;
+        // Per-second loss: what the sequence numbers say was sent, and this packet, by the
+        // send time it carries.
+        let track = if stamp.stream == AUDIO_STREAM {
+            &self.audio
+        } else {
+            &self.video
+        };
+        live.expect_at(stamp.sent_us, track.seq_advance(seq));
+        live.arrived_at(stamp.sent_us, 1);
         if stamp.stream == AUDIO_STREAM {
             let l = self
                 .audio

@@ -1038,7 +1038,8 @@ async fn relay_loop(
                     Via::Both => seq % 2 == 1,
                 };
                 let kind = if via_send { KIND_SEND } else { KIND_CHANNEL };
-                stamp(&mut payload, ctx.tag, i as u32, seq, live.now_us(), kind);
+                let sent_us = live.now_us();
+                stamp(&mut payload, ctx.tag, i as u32, seq, sent_us, kind);
                 let len = if via_send {
                     let mut txid = [0u8; 12];
                     txid[..4].copy_from_slice(&(i as u32).to_be_bytes());
@@ -1055,6 +1056,7 @@ async fn relay_loop(
                 }
                 seq += 1;
                 totals.sent += 1;
+                live.expect_at(sent_us, 1);
             }
             frame = rx.recv() => {
                 let frame = match frame {
@@ -1064,6 +1066,7 @@ async fn relay_loop(
                 if let Some(p) = relayed_payload(frame) {
                     if let Some((index, seq, sent_us, KIND_ECHO)) = read_stamp(p, ctx.tag) {
                         if index as usize == i {
+                            live.arrived_at(sent_us, 1);
                             let latency = totals.flow.on_packet(seq, sent_us, live.now_us());
                             echoes.push(live, latency);
                         }
@@ -1142,14 +1145,17 @@ async fn peer(ctx: Arc<Ctx>, socket: UdpSocket, mut stop: watch::Receiver<bool>)
         };
         let latency = flow.on_packet(seq, sent_us, now);
         received += 1;
+        live.arrived_at(sent_us, 1);
         match kind {
             KIND_SEND => send.push(live, latency),
             _ => channel.push(live, latency),
         }
         if ctx.echo {
-            stamp(&mut buf[..n], ctx.tag, index, seq, live.now_us(), KIND_ECHO);
+            let echo_us = live.now_us();
+            stamp(&mut buf[..n], ctx.tag, index, seq, echo_us, KIND_ECHO);
             if socket.send_to(&buf[..n], from).await.is_ok() {
                 echoed += 1;
+                live.expect_at(echo_us, 1);
             }
         }
     }

@@ -1,17 +1,27 @@
-//! A minimal XMPP client over TCP for load: stream framing, SASL PLAIN, bind, MUC join.
+//! A minimal XMPP client for load: stream framing, SASL PLAIN, bind, MUC join, over TCP
+//! (RFC 6120) or WebSocket (RFC 7395).
 //!
-//! The framer cuts the stream into top-level elements by counting tags (quotes, comments
-//! and processing instructions handled); it neither validates nor builds a tree, which is
-//! all a load client needs and keeps the client's own CPU low. It works against any RFC
-//! 6120 server that offers PLAIN without TLS on loopback (Switchboard, Prosody with
+//! Over TCP the framer cuts the stream into top-level elements by counting tags (quotes,
+//! comments and processing instructions handled); it neither validates nor builds a tree,
+//! which is all a load client needs and keeps the client's own CPU low. Over WebSocket
+//! (subprotocol `xmpp`) every text frame is one element and `<open/>` / `<close/>` of the
+//! framing namespace stand for the stream header and end. It works against any server
+//! that offers PLAIN without TLS on loopback (Switchboard, Prosody with
 //! `allow_unencrypted_plain_auth`, ejabberd without `starttls_required`).
 
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use base64::Engine;
+use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// RFC 7395's framing namespace (`<open/>`, `<close/>`).
+pub const NS_FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
 
 /// What the framer found.
 #[derive(Debug, PartialEq)]
@@ -176,80 +186,267 @@ impl Account {
     }
 }
 
+/// How the client reaches the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Transport {
+    /// XMPP over TCP (RFC 6120), `host:port`.
+    #[default]
+    Tcp,
+    /// XMPP over WebSocket (RFC 7395), `ws://host:port/path`, subprotocol `xmpp`.
+    Ws,
+}
+
+/// Where to connect: a TCP address or a WebSocket URL, both on loopback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Tcp(std::net::SocketAddr),
+    Ws(String),
+}
+
+impl Endpoint {
+    /// `target` for `transport`, checked to be loopback. Over WebSocket a bare `host:port`
+    /// means Switchboard's path, `ws://host:port/ws`.
+    pub fn parse(transport: Transport, target: &str) -> anyhow::Result<Self> {
+        match transport {
+            Transport::Tcp => {
+                if target.contains("://") {
+                    bail!(
+                        "--target {target:?} is a URL: XMPP over TCP wants host:port \
+                         (or use --transport ws)"
+                    );
+                }
+                Ok(Self::Tcp(crate::target::loopback(target)?))
+            }
+            Transport::Ws => {
+                let url = if target.contains("://") {
+                    target.to_string()
+                } else {
+                    format!("ws://{target}/ws")
+                };
+                let rest = url.strip_prefix("ws://").with_context(|| {
+                    format!("--target {url:?}: a ws:// URL (plain WebSocket on loopback)")
+                })?;
+                crate::target::loopback(rest.split(['/', '?']).next().unwrap_or(rest))?;
+                Ok(Self::Ws(url))
+            }
+        }
+    }
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+enum Io {
+    Tcp {
+        stream: TcpStream,
+        framer: Framer,
+        buf: Box<[u8]>,
+    },
+    // Boxed: the WebSocket state is much larger than a TCP stream.
+    Ws(Box<Ws>),
+}
+
 /// An authenticated, bound stream.
 pub struct Conn {
-    pub stream: TcpStream,
-    pub framer: Framer,
+    io: Io,
     pub full_jid: String,
 }
 
-/// Reads until the framer yields an event; an error if the server closes the connection.
-pub async fn read_event(stream: &mut TcpStream, framer: &mut Framer) -> anyhow::Result<Event> {
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        if let Some(ev) = framer.next_event() {
-            return Ok(ev);
+impl Conn {
+    /// Sends one stanza (or any top-level element).
+    pub async fn send(&mut self, stanza: &str) -> anyhow::Result<()> {
+        match &mut self.io {
+            Io::Tcp { stream, .. } => stream.write_all(stanza.as_bytes()).await?,
+            Io::Ws(ws) => ws
+                .send(Message::text(stanza))
+                .await
+                .map_err(|e| anyhow::anyhow!("connection closed by the server ({e})"))?,
         }
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            bail!("connection closed by the server");
+        Ok(())
+    }
+
+    /// The next event; an error if the server closes the connection. Cancel safe: a
+    /// partly read element stays buffered for the next call.
+    pub async fn next_event(&mut self) -> anyhow::Result<Event> {
+        match &mut self.io {
+            Io::Tcp {
+                stream,
+                framer,
+                buf,
+            } => loop {
+                if let Some(ev) = framer.next_event() {
+                    return Ok(ev);
+                }
+                let n = stream.read(buf).await?;
+                if n == 0 {
+                    bail!("connection closed by the server");
+                }
+                framer.push(&buf[..n]);
+            },
+            Io::Ws(ws) => loop {
+                match ws.next().await {
+                    None | Some(Ok(Message::Close(_))) => {
+                        bail!("connection closed by the server")
+                    }
+                    Some(Err(e)) => bail!("connection closed by the server ({e})"),
+                    Some(Ok(Message::Text(t))) => return Ok(ws_event(t.as_str())),
+                    Some(Ok(Message::Binary(_))) => bail!("the server sent a binary frame"),
+                    Some(Ok(_)) => {}
+                }
+            },
         }
-        framer.push(&buf[..n]);
+    }
+
+    /// An event already read and buffered (TCP), without waiting.
+    pub fn buffered_event(&mut self) -> Option<Event> {
+        match &mut self.io {
+            Io::Tcp { framer, .. } => framer.next_event(),
+            Io::Ws(_) => None,
+        }
+    }
+
+    /// The next element, skipping stream heads; an error if the stream ends.
+    async fn next_element(&mut self) -> anyhow::Result<String> {
+        loop {
+            match self.next_event().await? {
+                Event::Element(e) => return Ok(e),
+                Event::StreamOpen(_) => {}
+                Event::StreamEnd => bail!("the server ended the stream"),
+            }
+        }
+    }
+
+    /// Ends the stream (best effort: the server may be gone).
+    pub async fn close(&mut self) {
+        match &mut self.io {
+            Io::Tcp { stream, .. } => {
+                let _ = stream.write_all(b"</stream:stream>").await;
+            }
+            Io::Ws(ws) => {
+                let close = format!("<close xmlns='{NS_FRAMING}'/>");
+                let _ = ws.send(Message::text(close)).await;
+                let _ = WebSocketStream::close(ws.as_mut(), None).await;
+            }
+        }
+    }
+
+    /// Opens (or, after SASL, restarts) the stream and returns the server's features.
+    async fn open_stream(&mut self, domain: &str) -> anyhow::Result<String> {
+        match &mut self.io {
+            Io::Tcp { stream, framer, .. } => {
+                let head = format!(
+                    "<?xml version='1.0'?><stream:stream to='{domain}' version='1.0' \
+                     xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+                );
+                stream.write_all(head.as_bytes()).await?;
+                *framer = Framer::default();
+            }
+            Io::Ws(ws) => {
+                let open = format!("<open xmlns='{NS_FRAMING}' to='{domain}' version='1.0'/>");
+                ws.send(Message::text(open))
+                    .await
+                    .context("connection closed by the server")?;
+            }
+        }
+        loop {
+            let e = self.next_element().await?;
+            if name(&e).ends_with("features") {
+                return Ok(e);
+            }
+            if name(&e).ends_with("error") {
+                bail!("stream error: {}", short(&e));
+            }
+        }
     }
 }
 
-async fn read_element(stream: &mut TcpStream, framer: &mut Framer) -> anyhow::Result<String> {
-    loop {
-        match read_event(stream, framer).await? {
-            Event::Element(e) => return Ok(e),
-            Event::StreamOpen(_) => {}
-            Event::StreamEnd => bail!("the server ended the stream"),
+/// One WebSocket text frame as a stream event: RFC 7395's `<open/>` and `<close/>` stand
+/// for the stream header and end; anything else is one element.
+pub fn ws_event(frame: &str) -> Event {
+    let frame = frame.trim();
+    let framing = attr(frame, "xmlns") == Some(NS_FRAMING);
+    match name(frame) {
+        "open" if framing => Event::StreamOpen(frame.to_string()),
+        "close" if framing => Event::StreamEnd,
+        _ => Event::Element(frame.to_string()),
+    }
+}
+
+async fn connect(endpoint: &Endpoint) -> anyhow::Result<Io> {
+    match endpoint {
+        Endpoint::Tcp(addr) => {
+            let stream = TcpStream::connect(addr).await.context("connect refused")?;
+            stream.set_nodelay(true)?;
+            Ok(Io::Tcp {
+                stream,
+                framer: Framer::default(),
+                buf: vec![0u8; 16 * 1024].into_boxed_slice(),
+            })
+        }
+        Endpoint::Ws(url) => {
+            let mut req = url
+                .as_str()
+                .into_client_request()
+                .with_context(|| format!("{url:?} is not a WebSocket URL"))?;
+            req.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                "xmpp".parse().expect("a valid header value"),
+            );
+            // TCP_NODELAY, as browsers set it: one small frame per stanza goes out at once.
+            let (ws, resp) = tokio_tungstenite::connect_async_with_config(req, None, true)
+                .await
+                .map_err(|e| describe_ws_connect(url, &e))?;
+            let proto = resp
+                .headers()
+                .get("Sec-WebSocket-Protocol")
+                .and_then(|v| v.to_str().ok());
+            if proto != Some("xmpp") {
+                bail!("{url}: the server did not accept the `xmpp` WebSocket subprotocol");
+            }
+            Ok(Io::Ws(Box::new(ws)))
         }
     }
 }
 
-async fn open_stream(stream: &mut TcpStream, domain: &str) -> anyhow::Result<(Framer, String)> {
-    let head = format!(
-        "<?xml version='1.0'?><stream:stream to='{domain}' version='1.0' \
-         xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
-    );
-    stream.write_all(head.as_bytes()).await?;
-    let mut framer = Framer::default();
-    loop {
-        let e = read_element(stream, &mut framer).await?;
-        if name(&e).ends_with("features") {
-            return Ok((framer, e));
+fn describe_ws_connect(url: &str, e: &tokio_tungstenite::tungstenite::Error) -> anyhow::Error {
+    use tokio_tungstenite::tungstenite::Error as E;
+    match e {
+        E::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            anyhow::anyhow!("connect refused: nothing listens at {url}")
         }
-        if name(&e).ends_with("error") {
-            bail!("stream error: {}", short(&e));
-        }
+        E::Http(resp) => anyhow::anyhow!(
+            "{url} answered HTTP {} instead of a WebSocket upgrade (wrong path?)",
+            resp.status()
+        ),
+        other => anyhow::anyhow!("connect to {url} failed: {other}"),
     }
 }
 
 /// Connects, authenticates with SASL PLAIN and binds `resource`; sends initial presence
 /// when `available`. Bounded by `limit`.
 pub async fn login(
-    addr: std::net::SocketAddr,
+    endpoint: &Endpoint,
     account: &Account,
     resource: &str,
     available: bool,
     limit: Duration,
 ) -> anyhow::Result<Conn> {
-    tokio::time::timeout(limit, login_inner(addr, account, resource, available))
+    tokio::time::timeout(limit, login_inner(endpoint, account, resource, available))
         .await
         .context("login timed out")?
 }
 
 async fn login_inner(
-    addr: std::net::SocketAddr,
+    endpoint: &Endpoint,
     account: &Account,
     resource: &str,
     available: bool,
 ) -> anyhow::Result<Conn> {
-    let mut stream = TcpStream::connect(addr).await.context("connect refused")?;
-    stream.set_nodelay(true)?;
+    let mut conn = Conn {
+        io: connect(endpoint).await?,
+        full_jid: String::new(),
+    };
     let domain = account.domain();
-    let (mut framer, features) = open_stream(&mut stream, domain).await?;
+    let features = conn.open_stream(domain).await?;
     if features.contains("<required") && features.contains("starttls") {
         bail!("the server requires STARTTLS (not supported by loadtest)");
     }
@@ -261,19 +458,19 @@ async fn login_inner(
         "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>",
         base64::engine::general_purpose::STANDARD.encode(creds)
     );
-    stream.write_all(auth.as_bytes()).await?;
-    let reply = read_element(&mut stream, &mut framer).await?;
+    conn.send(&auth).await?;
+    let reply = conn.next_element().await?;
     if name(&reply) != "success" {
         bail!("login refused");
     }
-    let (mut framer, features) = open_stream(&mut stream, domain).await?;
+    let features = conn.open_stream(domain).await?;
     let bind = format!(
         "<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
          <resource>{resource}</resource></bind></iq>"
     );
-    stream.write_all(bind.as_bytes()).await?;
-    let full_jid = loop {
-        let e = read_element(&mut stream, &mut framer).await?;
+    conn.send(&bind).await?;
+    conn.full_jid = loop {
+        let e = conn.next_element().await?;
         if name(&e) == "iq" && attr(&e, "id") == Some("bind1") {
             if attr(&e, "type") != Some("result") {
                 bail!("bind refused: {}", short(&e));
@@ -284,24 +481,21 @@ async fn login_inner(
         }
     };
     if features.contains("xmpp-session") && !features.contains("<optional") {
-        stream
-            .write_all(b"<iq type='set' id='sess1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>")
-            .await?;
+        conn.send(
+            "<iq type='set' id='sess1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>",
+        )
+        .await?;
         loop {
-            let e = read_element(&mut stream, &mut framer).await?;
+            let e = conn.next_element().await?;
             if name(&e) == "iq" && attr(&e, "id") == Some("sess1") {
                 break;
             }
         }
     }
     if available {
-        stream.write_all(b"<presence/>").await?;
+        conn.send("<presence/>").await?;
     }
-    Ok(Conn {
-        stream,
-        framer,
-        full_jid,
-    })
+    Ok(conn)
 }
 
 /// Joins a MUC room as `nick` and waits for the self-presence (status 110 or the room's
@@ -316,12 +510,12 @@ pub async fn join_room(
         "<presence id='join1' to='{room}/{nick}'><x xmlns='http://jabber.org/protocol/muc'>\
          <history maxstanzas='0'/></x></presence>"
     );
-    conn.stream.write_all(presence.as_bytes()).await?;
+    conn.send(&presence).await?;
     let me = format!("{room}/{nick}");
     let occupant_prefix = format!("{room}/");
     let wait = async {
         loop {
-            let e = read_element(&mut conn.stream, &mut conn.framer).await?;
+            let e = conn.next_element().await?;
             let from = attr(&e, "from").unwrap_or("");
             if name(&e) != "presence" || !from.starts_with(&occupant_prefix) {
                 continue;
