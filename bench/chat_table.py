@@ -6,20 +6,14 @@ Reads OUT/chat-{server}-{rate}.json (the rate sweep), OUT/idle-{server}.json and
 OUT/api-switchboard.json where present; prints Markdown.
 """
 
-import json
 import os
 import sys
 
+from readme_block import load_report as load
+from readme_block import verdict
+
 SERVERS = ["switchboard", "prosody", "ejabberd"]
 P99_LIMIT_US = 50_000
-
-
-def load(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 def held(report):
@@ -107,6 +101,24 @@ def main():
 
     rows.append(f"| server CPU per routed message at {first:,} msgs/s | " + cells(first_cpu_cell) + " |")
 
+    def first_latency_cell(s):
+        rep = dict(sweeps[s]).get(first)
+        lat = (rep or {}).get("latencies", {}).get("chat")
+        if not lat or not lat.get("count"):
+            return "–"
+        return f"{lat['p50_us'] / 1e3:.1f} / {lat['p99_us'] / 1e3:.1f} ms"
+
+    rows.append(f"| delivery latency p50 / p99 at {first:,} msgs/s | " + cells(first_latency_cell) + " |")
+
+    def first_core_cell(s):
+        rep = dict(sweeps[s]).get(first)
+        if not rep:
+            return "–"
+        steady = [x for x in rep["series"] if x["t"] >= STEADY_FROM_T and x.get("server_cpu_s") is not None]
+        return f"{100 * sum(x['server_cpu_s'] for x in steady) / len(steady):.0f} %" if steady else "–"
+
+    rows.append(f"| server core busy at {first:,} msgs/s (steady seconds) | " + cells(first_core_cell) + " |")
+
     def rss_cell(s):
         peaks = [((rep or {}).get("server") or {}).get("rss_max_bytes", 0) for _, rep in sweeps[s]]
         return f"{max(peaks) / 2**20:,.0f} MiB" if any(peaks) else "–"
@@ -134,10 +146,8 @@ def main():
         "idle_rss_bytes_per_connection"
     )
 
-    def verdict(ok):
-        return "met" if ok else "**not met**"
-
     print()
+
     def versus(peer, factor):
         """Whether Switchboard held `factor` × the peer's rate, and the ratio as text."""
         r = best[peer][0]
@@ -168,7 +178,13 @@ def main():
             f"writes and reads on SQLite): {api['totals']['rate']:,.0f} requests/s, "
             f"{s.get('cpu_us_per_unit') or 0:,.0f} µs server CPU per request "
             f"({s.get('units_per_cpu_s') or 0:,.0f} per CPU-second; target ≥ 10,000 per core — "
-            f"{verdict((s.get('units_per_cpu_s') or 0) >= 10_000)})."
+            f"{verdict((s.get('units_per_cpu_s') or 0) >= 10_000)}). Latency p50 / p99 per operation: "
+            + ", ".join(
+                f"{op.replace('_', ' ')} {lat['p50_us'] / 1e3:.1f} / {lat['p99_us'] / 1e3:.1f} ms"
+                for op, lat in sorted(api.get("latencies", {}).items())
+                if op != "all" and lat.get("count")
+            )
+            + "."
         )
 
 

@@ -13,11 +13,12 @@
 #
 #   bash bench/compare.sh            # prints the tables, leaves JSON/HTML reports in OUT
 #   bash bench/compare.sh --readme   # also rewrites the chat block of README.md's Performance section
+#                                    # (README_FILE: another file with the same markers)
 #
 # Env: CLIENTS (chatting users, 500), RATES (offered msgs/s, "500 1000 ... 30000"),
 #      DURATION (per run, 17s incl. ramp-up and warm-up), IDLE (idle connections, 1000; 0 skips),
 #      REST (1: also the REST run), SERVERS (subset of "switchboard prosody ejabberd"),
-#      OUT (default bench/results/DATE).
+#      OUT (default bench/results/DATE), BIN (prebuilt binaries' directory: skips the build).
 # Every server runs without a per-connection flood limit (Switchboard: --xmpp-stanza-rate 0;
 # the peers' configs set no shaper or rate limit).
 set -euo pipefail
@@ -26,6 +27,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 README=0
 [[ "${1:-}" == "--readme" ]] && README=1
+README_FILE=${README_FILE:-$ROOT/README.md}
 CLIENTS=${CLIENTS:-500}
 RATES=${RATES:-"500 1000 2000 5000 10000 20000 30000"}
 DURATION=${DURATION:-17s}
@@ -40,9 +42,10 @@ LOAD_CORE=1
 PROSODY_PORT=15222
 EJABBERD_PORT=15223
 
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-cargo build --release -q -p switchboard -p loadtest
-BIN="$TARGET_DIR/release"
+if [[ -z "${BIN:-}" ]]; then
+  cargo build --release -q -p switchboard -p loadtest
+  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+fi
 mkdir -p "$OUT"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/switchboard-bench.XXXXXX")"
 chmod 755 "$WORK"
@@ -168,6 +171,6 @@ if [[ $README == 1 ]]; then
     echo
     cat "$OUT/chat-table.md"
   } >"$block"
-  python3 "$ROOT/bench/readme_block.py" "$ROOT/README.md" chat-bench "$block"
-  echo "README.md: chat block rewritten"
+  python3 "$ROOT/bench/readme_block.py" "$README_FILE" chat-bench "$block"
+  echo "$README_FILE: chat block rewritten"
 fi

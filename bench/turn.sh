@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# TURN side by side on loopback: Switchboard's relay vs Debian's coturn `turnserver`, same
-# load from coturn's own turnutils_uclient with its defaults (UDP, channels, RTP/RTCP
-# allocation pairs with EVEN-PORT and RESERVATION-TOKEN), each server pinned to core 0,
-# client and echo peer on core 1, ROUNDS alternating runs of each.
+# TURN side by side on loopback: Switchboard's relay vs Debian's coturn `turnserver`
+# (bench/peers/coturn.sh: same REST secret, realm, relay port range and loopback peer
+# allowance), same load from coturn's own turnutils_uclient with its defaults (UDP, channels,
+# RTP/RTCP allocation pairs with EVEN-PORT and RESERVATION-TOKEN), each server pinned to
+# core 0, client and echo peer on core 1, ROUNDS alternating runs of each.
 #
 # Relayed packets = 2 x packets the client got back (each echoed packet crossed the relay
 # twice; a packet lost on the way is not counted, so loss never flatters a server). Server
 # CPU is utime + stime from /proc/PID/stat around each uclient run (allocations included).
 #
 #   bash bench/turn.sh            # Env: CLIENTS (uclient -m, 20), MSGS (-n, 5000), SIZE (-l, 200),
-#                                 #      ROUNDS (3), SB_BIN (target/release/switchboard)
-#   bash bench/turn.sh --readme   # also rewrites the TURN block of README.md's Performance section
+#                                 #      PACE (-z, ms between a session's packets, 0 = unpaced),
+#                                 #      ROUNDS (3), RELAY_PORTS (49152-65535, both servers),
+#                                 #      SB_BIN (target/release/switchboard)
+#   bash bench/turn.sh --readme   # also rewrites the TURN block of README.md's Performance
+#                                 # section (README_FILE: another file with the same markers)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,7 +22,10 @@ cd "$ROOT"
 CLIENTS=${CLIENTS:-20}
 MSGS=${MSGS:-5000}
 SIZE=${SIZE:-200}
+PACE=${PACE:-0}
 ROUNDS=${ROUNDS:-3}
+RELAY_PORTS=${RELAY_PORTS:-49152-65535}
+README_FILE=${README_FILE:-$ROOT/README.md}
 README=0
 [[ "${1:-}" == "--readme" ]] && README=1
 SECRET=bench-secret
@@ -28,13 +35,16 @@ PEER_PORT=13480
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 SB_BIN=${SB_BIN:-$TARGET_DIR/release/switchboard}
 [[ -x "$SB_BIN" ]] || cargo build --release -q -p switchboard
-command -v turnserver >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q coturn >/dev/null
+# coturn's package also brings the turnutils_* clients this script drives.
+bash "$ROOT/bench/peers/coturn.sh" install
 COTURN_VERSION=$(dpkg-query -W -f='${Version}' coturn | sed 's/-.*//')
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/switchboard-turn-bench.XXXXXX")"
 PIDS=()
+COTURN_UP=0
 cleanup() {
   local p
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  bash "$ROOT/bench/peers/coturn.sh" stop "$WORK/coturn" || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -50,7 +60,7 @@ start_switchboard() {
   # Port 0 for the HTTP(S) listeners (/metrics is always served): nothing to clash with.
   taskset -c 0 env RUST_LOG=warn "$SB_BIN" serve --data-dir "$WORK/sb" --roles turn \
     --http-addr 127.0.0.1:0 --https-addr 127.0.0.1:0 --turn-addr "127.0.0.1:$SB_PORT" --turn-secret "$SECRET" --turn-allow-peers 127.0.0.1/32 \
-    --turn-max-bandwidth 0 --turn-workers 1 --turn-user-quota 1000 >"$WORK/sb/banner.txt" 2>"$WORK/sb/stderr.log" &
+    --turn-relay-ports "$RELAY_PORTS" --turn-max-bandwidth 0 --turn-workers 1 --turn-user-quota 1000 >"$WORK/sb/banner.txt" 2>"$WORK/sb/stderr.log" &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
   for _ in $(seq 300); do grep -qs '^Switchboard ready' "$WORK/sb/banner.txt" && return; sleep 0.1; done
@@ -59,13 +69,18 @@ start_switchboard() {
 }
 
 start_coturn() {
-  taskset -c 0 turnserver -n --no-cli --no-tls --no-dtls --listening-ip 127.0.0.1 \
-    --listening-port "$COTURN_PORT" --relay-ip 127.0.0.1 --use-auth-secret \
-    --static-auth-secret "$SECRET" --realm switchboard --allow-loopback-peers \
-    --no-software-attribute --log-file "$WORK/coturn.log" --simple-log >/dev/null 2>&1 &
-  SERVER_PID=$!
-  PIDS+=("$SERVER_PID")
-  sleep 1
+  SERVER_PID=$(bash "$ROOT/bench/peers/coturn.sh" start "$WORK/coturn" "$COTURN_PORT" 0 "$RELAY_PORTS")
+  COTURN_UP=1
+}
+
+stop_server() {
+  if [[ $COTURN_UP == 1 ]]; then
+    bash "$ROOT/bench/peers/coturn.sh" stop "$WORK/coturn"
+    COTURN_UP=0
+  else
+    kill "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
 }
 
 # run KEY LABEL PORT: one uclient run against the server SERVER_PID at PORT; appends
@@ -76,7 +91,7 @@ run() {
   for try in 1 2 3; do
     before=$(cpu_ticks "$SERVER_PID")
     out=$(taskset -c 1 turnutils_uclient -e 127.0.0.1 -r "$PEER_PORT" -u bench -W "$SECRET" \
-      -m "$CLIENTS" -n "$MSGS" -l "$SIZE" -z 0 -p "$port" 127.0.0.1 2>&1 || true)
+      -m "$CLIENTS" -n "$MSGS" -l "$SIZE" -z "$PACE" -p "$port" 127.0.0.1 2>&1 || true)
     after=$(cpu_ticks "$SERVER_PID")
     sent=$(grep -o 'tot_send_msgs=[0-9]*' <<<"$out" | tail -1 | cut -d= -f2 || true)
     recv=$(grep -o 'tot_recv_msgs=[0-9]*' <<<"$out" | tail -1 | cut -d= -f2 || true)
@@ -93,16 +108,14 @@ run() {
 }
 
 LOAD=$(cut -d' ' -f1 /proc/loadavg)
-echo "TURN: $CLIENTS uclient sessions x $MSGS packets of $SIZE bytes, $ROUNDS rounds; load average $LOAD"
+echo "TURN: $CLIENTS uclient sessions x $MSGS packets of $SIZE bytes (-z $PACE), $ROUNDS rounds; load average $LOAD"
 for _ in $(seq "$ROUNDS"); do
   start_switchboard
   run switchboard switchboard "$SB_PORT"
-  kill "$SERVER_PID"
-  wait "$SERVER_PID" 2>/dev/null || true
+  stop_server
   start_coturn
   run coturn "coturn $COTURN_VERSION" "$COTURN_PORT"
-  kill "$SERVER_PID"
-  wait "$SERVER_PID" 2>/dev/null || true
+  stop_server
 done
 
 # Totals over the rounds: relayed packets (2 x echoed) per server CPU second.
@@ -127,14 +140,14 @@ if [[ $README == 1 ]]; then
   block="$WORK/turn-block.md"
   {
     echo "<!-- bench/turn.sh --readme: generated block, do not edit by hand -->"
-    echo "**TURN** ($(date -u +%Y-%m-%d), load average $LOAD; \`bash bench/turn.sh --readme\`, CLIENTS=$CLIENTS"
-    echo "MSGS=$MSGS SIZE=$SIZE ROUNDS=$ROUNDS: UDP, channels, coturn's \`turnutils_uclient\` with its defaults"
-    echo "(RTP/RTCP pairs with EVEN-PORT and RESERVATION-TOKEN), \`-z 0\`, echoed by \`turnutils_peer\`;"
-    echo "relayed = 2 × echoed, totals over the rounds):"
+    echo "**TURN relay** ($(date -u +%Y-%m-%d), load average $LOAD at the start; \`bash bench/turn.sh --readme\`,"
+    echo "CLIENTS=$CLIENTS MSGS=$MSGS SIZE=$SIZE PACE=$PACE ROUNDS=$ROUNDS: UDP, channels, coturn's \`turnutils_uclient\`"
+    echo "with its defaults (RTP/RTCP pairs with EVEN-PORT and RESERVATION-TOKEN), \`-z $PACE\`, echoed by"
+    echo "\`turnutils_peer\`; coturn from \`bench/peers/coturn.sh\`; relayed = 2 × echoed, totals over the rounds):"
     echo
     echo "$summary"
   } >"$block"
   # Replace only the lines between the markers (others edit the README too).
-  python3 "$ROOT/bench/readme_block.py" "$ROOT/README.md" turn-bench "$block"
-  echo "README.md: TURN block rewritten"
+  python3 "$ROOT/bench/readme_block.py" "$README_FILE" turn-bench "$block"
+  echo "$README_FILE: TURN block rewritten"
 fi

@@ -56,10 +56,18 @@ start)
   for i in all sbj0 sbj1; do
     ip netns exec "$NETNS" sysctl -qw "net.ipv4.conf.$i.accept_local=1" "net.ipv4.conf.$i.rp_filter=0"
   done
-  disabled_loggers=$(cd "$lib/loggers" 2>/dev/null && ls libjanus_*.so 2>/dev/null | paste -sd, - || true)
+  # so_list DIR [KEEP]: the libjanus_*.so names in DIR but KEEP, comma-separated.
+  so_list() {
+    local f out=()
+    for f in "$1"/libjanus_*.so; do
+      if [[ -e "$f" && "${f##*/}" != "${2:-}" ]]; then out+=("${f##*/}"); fi
+    done
+    (IFS=,; echo "${out[*]}")
+  }
+  disabled_loggers=$(so_list "$lib/loggers")
   # Every plugin and transport but the two this run needs stays unloaded.
-  disabled_plugins=$(cd "$lib/plugins" && ls libjanus_*.so | grep -v '^libjanus_videoroom.so$' | paste -sd, -)
-  disabled_transports=$(cd "$lib/transports" && ls libjanus_*.so | grep -v '^libjanus_websockets.so$' | paste -sd, -)
+  disabled_plugins=$(so_list "$lib/plugins" libjanus_videoroom.so)
+  disabled_transports=$(so_list "$lib/transports" libjanus_websockets.so)
   cat >"$dir/janus.jcfg" <<CFG
 general: {
   configs_folder = "$dir"
