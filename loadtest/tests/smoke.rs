@@ -2,112 +2,17 @@
 //! started `switchboard serve`: requests, messages and relayed packets flow, reports are
 //! well formed, bad targets and credentials fail clearly. Nothing here asserts on speed.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use loadtest::report::{Report, SCHEMA};
 
 // The binary harness the root crate's tests use (std only).
 #[path = "../../tests/common/server.rs"]
 mod server;
+#[path = "support/switchboard.rs"]
+mod switchboard;
 
-const LOADTEST: &str = env!("CARGO_BIN_EXE_loadtest");
-
-/// The `switchboard` binary: `SWITCHBOARD_BIN`, or the one `cargo test --workspace` built
-/// beside this test's own target directory.
-fn switchboard_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("SWITCHBOARD_BIN") {
-        return p.into();
-    }
-    // current_exe is TARGET/debug/deps/smoke-HASH.
-    let exe = std::env::current_exe().expect("own path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("switchboard");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first (cargo build -p switchboard, or cargo test --workspace)",
-        bin.display()
-    );
-    bin
-}
-
-/// A `switchboard serve` on loopback ports of its own, in a temp data dir.
-struct Server {
-    inner: server::Server,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start() -> Self {
-        Self::start_with(&[])
-    }
-
-    fn start_with(extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut command = Command::new(switchboard_bin());
-        command.args(["serve", "--data-dir", dir.path().to_str().unwrap()]);
-        command.args(extra);
-        for face in ["http", "https", "xmpp", "turn", "sfu"] {
-            command.args([format!("--{face}-addr"), "127.0.0.1:0".into()]);
-        }
-        for (key, _) in std::env::vars() {
-            if key.starts_with("SWITCHBOARD_") {
-                command.env_remove(key);
-            }
-        }
-        command.env("RUST_LOG", "warn");
-        Self {
-            inner: server::Server::start(&mut command),
-            _dir: dir,
-        }
-    }
-
-    /// A banner value's first word (the URL or address, without a trailing note).
-    fn get(&self, label: &str) -> String {
-        self.inner
-            .get(label)
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string()
-    }
-
-    fn app_args(&self) -> Vec<String> {
-        vec![
-            "--app-id".into(),
-            self.get("application id"),
-            "--auth-key".into(),
-            self.get("auth key"),
-            "--auth-secret".into(),
-            self.get("auth secret"),
-        ]
-    }
-}
-
-fn loadtest(args: &[String]) -> Output {
-    Command::new(LOADTEST)
-        .args(args)
-        .output()
-        .expect("run loadtest")
-}
-
-fn strings(args: &[&str]) -> Vec<String> {
-    args.iter().map(|s| s.to_string()).collect()
-}
-
-fn assert_ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "loadtest failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use switchboard::{assert_ok, loadtest, metric, strings, wait_until, Server, LOADTEST};
 
 /// A run that failed clearly: exit code 1, `needle` in its error output, a partial report
 /// at `json` with no work done.
@@ -470,24 +375,6 @@ fn janus_url(server: &Server) -> String {
     format!("{}/janus", http.replacen("http://", "ws://", 1))
 }
 
-/// An HTTP GET of the server's `/metrics`, the value of one sample (0 if absent).
-fn metric(server: &Server, name: &str) -> f64 {
-    use std::io::{Read, Write};
-    let http = server.get("REST API (HTTP)");
-    let addr = http.trim_start_matches("http://");
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return 0.0;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = write!(s, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-    let mut body = String::new();
-    let _ = s.read_to_string(&mut body);
-    body.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[test]
 fn conference_media_flows_on_every_track() {
     let server = Server::start_with(&[
@@ -652,14 +539,9 @@ fn conference_fails_clearly_on_bad_targets_refused_joins_and_a_dying_server() {
         .spawn()
         .expect("run loadtest");
     // Media is being forwarded (bounded wait on the server's own counter)...
-    let deadline = std::time::Instant::now() + server::STARTUP_LIMIT;
-    while metric(&server, "switchboard_sfu_rtp_forwarded_total") < 1.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no media forwarded in time"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until("media forwarded", || {
+        metric(&server, "switchboard_sfu_rtp_forwarded_total") >= 1.0
+    });
     // ...when the server is killed.
     let _ = server.inner.child.kill();
     let _ = server.inner.child.wait();

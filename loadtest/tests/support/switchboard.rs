@@ -1,5 +1,5 @@
 //! A fresh `switchboard serve` for the loadtest's behaviour tests, on loopback ports of its
-//! own in a temp data dir (the same start-up as `smoke.rs`), and the loadtest binary.
+//! own in a temp data dir, and the loadtest binary.
 //! Included by `#[path]` after the root crate's `tests/common/server.rs` as `server`.
 #![allow(dead_code)]
 
@@ -38,9 +38,15 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// With extra `serve` arguments.
+    pub fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut command = Command::new(switchboard_bin());
         command.args(["serve", "--data-dir", dir.path().to_str().unwrap()]);
+        command.args(extra);
         for face in ["http", "https", "xmpp", "turn", "sfu"] {
             command.args([format!("--{face}-addr"), "127.0.0.1:0".into()]);
         }
