@@ -1,7 +1,7 @@
-//! Runs cut short: Ctrl-C (SIGINT to the loadtest process) and the server dying mid-run,
-//! each once messages flow on a freshly started `switchboard serve`. Both end with a
-//! partial report covering what ran, never a hang. Synchronised on the server's own
-//! delivery counter and on the processes' exits, every wait bounded.
+//! Runs cut short: Ctrl-C (SIGINT to the loadtest process) and the server dying mid-run
+//! (`chat`, `api`, `turn`), each once work flows on a freshly started `switchboard serve`.
+//! Each ends with a partial report covering what ran, never a hang. Synchronised on the
+//! server's own work counters and on the processes' exits, every wait bounded.
 
 use std::process::{Command, Stdio};
 
@@ -15,6 +15,13 @@ mod switchboard;
 use switchboard::{metric, strings, wait_output, wait_until, Server, LOADTEST};
 
 const DELIVERED: &str = "switchboard_xmpp_routed_messages_total{result=\"delivered\"}";
+/// `user_read` requests answered. An `api` client sends its next request only after it
+/// recorded the last answer, so more of these than clients means requests were recorded.
+const USER_READS: &str =
+    "switchboard_http_requests_total{method=\"GET\",route=\"/users/{id}\",status=\"200\"}";
+/// Packets relayed back to a TURN client: the peer received (and counted) each one first.
+const RELAYED_TO_CLIENT: &str = "switchboard_turn_relayed_packets_total{direction=\"to_client\"}";
+const TURN_SECRET: &str = "interrupt-turn-secret";
 
 /// A `chat` run far longer than the test, with a report at `json`.
 fn long_chat(server: &Server, json: &std::path::Path, extra: &[&str]) -> std::process::Child {
@@ -37,12 +44,49 @@ fn long_chat(server: &Server, json: &std::path::Path, extra: &[&str]) -> std::pr
         json.to_str().unwrap(),
     ]));
     args.extend(strings(extra));
+    spawn(&args)
+}
+
+fn spawn(args: &[String]) -> std::process::Child {
     Command::new(LOADTEST)
-        .args(&args)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("run loadtest")
+}
+
+/// Kills the server once `work` (a server counter) reaches `at_least`, then checks that
+/// `run` failed clearly: exit code 1, "the run failed" and one of `why` on stderr, and a
+/// partial report at `json` with work done and the server's usage up to its death.
+fn kill_server_and_check(
+    mut server: Server,
+    run: std::process::Child,
+    work: &str,
+    at_least: f64,
+    why: &[&str],
+    json: &std::path::Path,
+) -> Report {
+    wait_until(work, || metric(&server, work) >= at_least);
+    let _ = server.inner.child.kill();
+    let _ = server.inner.child.wait();
+    let out = wait_output(run, "after the server died");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        stderr.contains("the run failed") && why.iter().any(|w| stderr.contains(w)),
+        "{stderr}"
+    );
+    let r = Report::read(json).expect("partial report written");
+    assert!(r.partial);
+    assert!(r.totals.ops > 0, "work was done before the server died");
+    assert!(r.server.is_some(), "server usage up to its death");
+    r
 }
 
 #[test]
@@ -80,33 +124,103 @@ fn ctrl_c_ends_a_run_with_a_partial_report() {
 
 #[test]
 fn a_server_dying_mid_chat_run_fails_clearly_with_a_partial_report() {
-    let mut server = Server::start();
+    let server = Server::start();
     let pid = server.pid().to_string();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("died.json");
     let run = long_chat(&server, &json, &["--server-pid", &pid]);
-    wait_until("messages delivered", || metric(&server, DELIVERED) >= 1.0);
-    let _ = server.inner.child.kill();
-    let _ = server.inner.child.wait();
-    let out = wait_output(run, "after the server died");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}\n{stderr}",
-        String::from_utf8_lossy(&out.stdout)
-    );
     // Whichever the run noticed first: the sampled pid gone, or every connection closed.
-    assert!(
-        stderr.contains("the run failed")
-            && (stderr.contains("went away") || stderr.contains("closed all")),
-        "{stderr}"
+    kill_server_and_check(
+        server,
+        run,
+        DELIVERED,
+        1.0,
+        &["went away", "closed all"],
+        &json,
     );
-    let r = Report::read(&json).expect("partial report written");
-    assert!(r.partial);
+}
+
+#[test]
+fn a_server_dying_mid_api_run_fails_clearly_with_a_partial_report() {
+    let server = Server::start();
+    let pid = server.pid().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("died.json");
+    let mut args = strings(&["api", "--target"]);
+    args.push(server.get("REST API (HTTP)"));
+    args.extend(server.app_args());
+    args.extend(strings(&[
+        "--duration",
+        "300s",
+        "--ramp-up",
+        "500ms",
+        "--clients",
+        "2",
+        "--rate",
+        "20",
+        "--quiet",
+        "--server-pid",
+        &pid,
+        "--out",
+        json.to_str().unwrap(),
+    ]));
+    let run = spawn(&args);
+    // Requests to a dead server are refused and counted as errors; the sampled pid gone
+    // ends the run.
+    let r = kill_server_and_check(server, run, USER_READS, 3.0, &["went away"], &json);
     assert!(
-        r.totals.ops > 0,
-        "messages were delivered before the server died"
+        r.latencies.contains_key("user_read"),
+        "{:?}",
+        r.latencies.keys()
     );
-    assert!(r.server.is_some(), "server usage up to its death");
+}
+
+#[test]
+fn a_server_dying_mid_turn_relay_run_fails_clearly_with_a_partial_report() {
+    let server = Server::start_with(&[
+        "--turn-secret",
+        TURN_SECRET,
+        "--turn-allow-peers",
+        "127.0.0.1/32",
+    ]);
+    let pid = server.pid().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("died.json");
+    let run = spawn(&strings(&[
+        "turn",
+        "--target",
+        &server.get("TURN (UDP)"),
+        "--transport",
+        "udp",
+        "--secret",
+        TURN_SECRET,
+        "--clients",
+        "2",
+        "--rate",
+        "100",
+        "--duration",
+        "300s",
+        "--ramp-up",
+        "500ms",
+        "--quiet",
+        "--server-pid",
+        &pid,
+        "--out",
+        json.to_str().unwrap(),
+    ]));
+    // Whichever the run noticed first: the sampled pid gone, or every client refused
+    // (ICMP port unreachable) and ended.
+    let r = kill_server_and_check(
+        server,
+        run,
+        RELAYED_TO_CLIENT,
+        1.0,
+        &["went away", "every client ended"],
+        &json,
+    );
+    assert_eq!(r.scenario, "turn");
+    assert!(
+        r.counters.get("peer_received").copied().unwrap_or(0) > 0,
+        "packets reached the peer: {r:?}"
+    );
 }
