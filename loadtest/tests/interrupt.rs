@@ -165,14 +165,58 @@ fn a_server_dying_mid_api_run_fails_clearly_with_a_partial_report() {
         json.to_str().unwrap(),
     ]));
     let run = spawn(&args);
-    // Requests to a dead server are refused and counted as errors; the sampled pid gone
-    // ends the run.
-    let r = kill_server_and_check(server, run, USER_READS, 3.0, &["went away"], &json);
+    // Whichever notices first ends the run: the sampled pid gone, or every client's
+    // connection refused.
+    let r = kill_server_and_check(
+        server,
+        run,
+        USER_READS,
+        3.0,
+        &["went away", "stopped accepting connections"],
+        &json,
+    );
     assert!(
         r.latencies.contains_key("user_read"),
         "{:?}",
         r.latencies.keys()
     );
+}
+
+#[test]
+fn an_api_run_without_the_server_pid_also_notices_the_server_dying() {
+    let mut server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("died.json");
+    let mut args = strings(&["api", "--target"]);
+    args.push(server.get("REST API (HTTP)"));
+    args.extend(server.app_args());
+    args.extend(strings(&[
+        "--duration",
+        "300s",
+        "--ramp-up",
+        "500ms",
+        "--clients",
+        "2",
+        "--rate",
+        "20",
+        "--quiet",
+        "--out",
+        json.to_str().unwrap(),
+    ]));
+    let run = spawn(&args);
+    wait_until(USER_READS, || metric(&server, USER_READS) >= 3.0);
+    let _ = server.inner.child.kill();
+    let _ = server.inner.child.wait();
+    let out = wait_output(run, "after the server died");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the run failed") && stderr.contains("stopped accepting connections"),
+        "{stderr}"
+    );
+    let r = Report::read(&json).expect("partial report written");
+    assert!(r.partial);
+    assert!(r.totals.ops > 0, "work was done before the server died");
 }
 
 #[test]

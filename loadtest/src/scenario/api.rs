@@ -3,12 +3,13 @@
 //! user reads, dialog reads (and, when asked, dialog writes), message writes and reads.
 //! Unit of work: an answered request.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 
-use super::qb::{AppArgs, Rest};
+use super::qb::{AppArgs, ConnectRefused, Rest};
 use crate::report::Report;
 use crate::run::{drive, Common, Live, Pacer};
 
@@ -106,19 +107,42 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<Report> {
         let common = common.clone();
         async move {
             let mut tasks = Vec::new();
+            let lost_server = Arc::new(AtomicU32::new(0));
+            let up = Arc::new(AtomicU32::new(0));
             for i in 0..common.clients {
-                let (live, rest, mix, common) =
-                    (live.clone(), rest.clone(), mix.clone(), common.clone());
+                let (live, rest, mix, common, lost_server, up) = (
+                    live.clone(),
+                    rest.clone(),
+                    mix.clone(),
+                    common.clone(),
+                    lost_server.clone(),
+                    up.clone(),
+                );
                 let login = format!("lt{run_id}u{i}");
                 tasks.push(tokio::spawn(async move {
                     if live.sleep(common.ramp_delay(i, common.clients)).await {
                         return;
                     }
-                    client(&live, &rest, &login, &mix, common.rate_per_client()).await;
+                    match client(&live, &rest, &login, &mix, common.rate_per_client()).await {
+                        ClientEnd::NeverUp => {}
+                        ClientEnd::Done => {
+                            up.fetch_add(1, Ordering::Relaxed);
+                        }
+                        ClientEnd::LostServer => {
+                            up.fetch_add(1, Ordering::Relaxed);
+                            lost_server.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                 }));
             }
             for t in tasks {
                 let _ = t.await;
+            }
+            // Every client that got going found the server gone: it died or stopped
+            // listening (with --server-pid the sampler usually says so first).
+            let lost = lost_server.load(Ordering::Relaxed);
+            if lost > 0 && lost == up.load(Ordering::Relaxed) {
+                anyhow::bail!("the server stopped accepting connections mid-run ({lost} clients)");
             }
             Ok(())
         }
@@ -132,12 +156,27 @@ fn params(args: &ApiArgs) -> std::collections::BTreeMap<String, serde_json::Valu
     p
 }
 
-async fn client(live: &Arc<Live>, rest: &Rest, login: &str, mix: &[Op], rate: f64) {
+/// How a client's run ended.
+enum ClientEnd {
+    /// Its setup failed (counted as an error).
+    NeverUp,
+    /// The run ended.
+    Done,
+    /// A connection to the server was refused after the run was under way.
+    LostServer,
+}
+
+/// Whether `e` is a refused or failed TCP connect (the server is not listening).
+fn is_connect_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<ConnectRefused>())
+}
+
+async fn client(live: &Arc<Live>, rest: &Rest, login: &str, mix: &[Op], rate: f64) -> ClientEnd {
     let me = match setup(rest, login).await {
         Ok(c) => c,
         Err(e) => {
             live.error(format!("setup: {e:#}"));
-            return;
+            return ClientEnd::NeverUp;
         }
     };
     live.add("users_signed_up", 1);
@@ -150,10 +189,17 @@ async fn client(live: &Arc<Live>, rest: &Rest, login: &str, mix: &[Op], rate: f6
         let t0 = Instant::now();
         match call(rest, &me, op, i).await {
             Ok(()) => live.record(op.name(), t0.elapsed().as_micros() as u64),
-            Err(e) => live.error(format!("{}: {e:#}", op.name())),
+            Err(e) => {
+                live.error(format!("{}: {e:#}", op.name()));
+                if is_connect_error(&e) {
+                    live.client_down();
+                    return ClientEnd::LostServer;
+                }
+            }
         }
     }
     live.client_down();
+    ClientEnd::Done
 }
 
 async fn setup(rest: &Rest, login: &str) -> anyhow::Result<Client> {

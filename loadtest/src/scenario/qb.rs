@@ -165,16 +165,28 @@ impl Rest {
     }
 }
 
+/// A refused or failed TCP connect: the server is not listening (any more).
+#[derive(Debug)]
+pub struct ConnectRefused;
+
+impl std::fmt::Display for ConnectRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connect refused")
+    }
+}
+
+impl std::error::Error for ConnectRefused {}
+
 /// A short, stable error kind for the report.
 pub fn describe(e: reqwest::Error) -> anyhow::Error {
-    let kind = if e.is_timeout() {
+    if e.is_connect() {
+        return ConnectRefused.into();
+    }
+    anyhow::anyhow!(if e.is_timeout() {
         "timeout"
-    } else if e.is_connect() {
-        "connect refused"
     } else {
         "transport"
-    };
-    anyhow::anyhow!(kind)
+    })
 }
 
 #[cfg(test)]
