@@ -140,12 +140,8 @@ fn a_server_dying_mid_chat_run_fails_clearly_with_a_partial_report() {
     );
 }
 
-#[test]
-fn a_server_dying_mid_api_run_fails_clearly_with_a_partial_report() {
-    let server = Server::start();
-    let pid = server.pid().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("died.json");
+/// An `api` run far longer than the test (2 clients, 20 requests/s), report at `json`.
+fn long_api(server: &Server, json: &std::path::Path, extra: &[&str]) -> Vec<String> {
     let mut args = strings(&["api", "--target"]);
     args.push(server.get("REST API (HTTP)"));
     args.extend(server.app_args());
@@ -159,12 +155,20 @@ fn a_server_dying_mid_api_run_fails_clearly_with_a_partial_report() {
         "--rate",
         "20",
         "--quiet",
-        "--server-pid",
-        &pid,
         "--out",
         json.to_str().unwrap(),
     ]));
-    let run = spawn(&args);
+    args.extend(strings(extra));
+    args
+}
+
+#[test]
+fn a_server_dying_mid_api_run_fails_clearly_with_a_partial_report() {
+    let server = Server::start();
+    let pid = server.pid().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("died.json");
+    let run = spawn(&long_api(&server, &json, &["--server-pid", &pid]));
     // Whichever notices first ends the run: the sampled pid gone, or every client's
     // connection refused.
     let r = kill_server_and_check(
@@ -187,23 +191,7 @@ fn an_api_run_without_the_server_pid_also_notices_the_server_dying() {
     let mut server = Server::start();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("died.json");
-    let mut args = strings(&["api", "--target"]);
-    args.push(server.get("REST API (HTTP)"));
-    args.extend(server.app_args());
-    args.extend(strings(&[
-        "--duration",
-        "300s",
-        "--ramp-up",
-        "500ms",
-        "--clients",
-        "2",
-        "--rate",
-        "20",
-        "--quiet",
-        "--out",
-        json.to_str().unwrap(),
-    ]));
-    let run = spawn(&args);
+    let run = spawn(&long_api(&server, &json, &[]));
     wait_until(USER_READS, || metric(&server, USER_READS) >= 3.0);
     let _ = server.inner.child.kill();
     let _ = server.inner.child.wait();
