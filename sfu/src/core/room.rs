@@ -1354,14 +1354,33 @@ impl Room {
         if t.source != src || !t.enabled || paused {
             return;
         }
+        // Our payload type for the publisher's codec, matched once per payload type.
+        let local_pt = match t.pt_map.iter().find(|(p, _)| *p == src_codec_pt.pt()) {
+            Some((_, local)) => *local,
+            None => {
+                let local = rtc
+                    .codec_config()
+                    .match_params(src_codec_pt)
+                    .map(|p| p.pt());
+                t.pt_map.push((src_codec_pt.pt(), local));
+                local
+            }
+        };
+        let Some(local_pt) = local_pt else {
+            return;
+        };
+        // One stream lookup per packet, for the queue check and the write.
+        let mut api = rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(t.local_mid, None) else {
+            return;
+        };
         // str0m's pacer holds video for up to two seconds when the estimate falls below what
         // this subscriber is sent; rather than deliver it that late, cut the layer and resume
         // at its next keyframe (the rewriter keeps the sequence gapless) once the queue drains.
         if let (MediaKind::Video, Some(current)) = (info.kind, t.layer.current()) {
-            let queued_for = rtc
-                .direct_api()
-                .stream_tx_by_mid(t.local_mid, None)
-                .and_then(|tx| tx.queue_info().and_then(|q| q.first_unsent()))
+            let queued_for = tx
+                .queue_info()
+                .and_then(|q| q.first_unsent())
                 .map(|since| now.saturating_duration_since(since));
             if queued_for.is_some_and(|d| d > MAX_VIDEO_QUEUE_DELAY) {
                 t.layer.on_layer_lost(current);
@@ -1397,21 +1416,6 @@ impl Room {
                 return;
             }
         }
-        // Our payload type for the publisher's codec, matched once per payload type.
-        let local_pt = match t.pt_map.iter().find(|(p, _)| *p == src_codec_pt.pt()) {
-            Some((_, local)) => *local,
-            None => {
-                let local = rtc
-                    .codec_config()
-                    .match_params(src_codec_pt)
-                    .map(|p| p.pt());
-                t.pt_map.push((src_codec_pt.pt(), local));
-                local
-            }
-        };
-        let Some(local_pt) = local_pt else {
-            return;
-        };
         let Some(out) = t.rewriter.rewrite(
             switched,
             *pkt.seq_no,
@@ -1427,13 +1431,8 @@ impl Room {
             video_orientation: pkt.header.ext_vals.video_orientation,
             ..Default::default()
         };
-        let mid = t.local_mid;
         let video = info.kind == MediaKind::Video;
         let patch = info.vp8.as_ref().and_then(|v| t.vp8.patch(v, switched));
-        let mut api = rtc.direct_api();
-        let Some(tx) = api.stream_tx_by_mid(mid, None) else {
-            return;
-        };
         let mut write = RtpWrite::new(local_pt, out.seq.into(), out.ts, now, pkt.payload.clone())
             .marker(pkt.header.marker)
             .ext_vals(ext)
