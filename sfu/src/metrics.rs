@@ -37,7 +37,7 @@ pub struct Metrics {
     pub plis_from_subscribers: Counter,
     pub layer_switches: Counter,
     pub temporal_drops: Counter,
-    pub queue_cuts: Counter,
+    pub timer_wakes: Counter,
     pub bwe_reprobes: Counter,
     pub malformed: Counter,
     pub unknown_source: Counter,
@@ -66,7 +66,7 @@ impl Default for Metrics {
             plis_from_subscribers: Counter::default(),
             layer_switches: Counter::default(),
             temporal_drops: Counter::default(),
-            queue_cuts: Counter::default(),
+            timer_wakes: Counter::default(),
             bwe_reprobes: Counter::default(),
             malformed: Counter::default(),
             unknown_source: Counter::default(),
@@ -143,9 +143,9 @@ impl Metrics {
             m.temporal_drops.clone(),
         );
         r.register(
-            "queue_cuts",
-            "Video cut for a subscriber whose send queue held packets too long, resumed at a keyframe",
-            m.queue_cuts.clone(),
+            "peer_timer_wakes",
+            "Peer connections woken by their own timer (str0m's pacing, RTCP, ICE), beside the packets they send",
+            m.timer_wakes.clone(),
         );
         r.register(
             "bwe_reprobes",
@@ -200,7 +200,7 @@ impl Metrics {
         self.plis_from_subscribers.inc_by(s.plis_from_subscribers);
         self.layer_switches.inc_by(s.layer_switches);
         self.temporal_drops.inc_by(s.temporal_drops);
-        self.queue_cuts.inc_by(s.queue_cuts);
+        self.timer_wakes.inc_by(s.timer_wakes);
         self.bwe_reprobes.inc_by(s.bwe_reprobes);
         self.malformed.inc_by(s.malformed);
         self.unknown_source.inc_by(s.unknown_source);

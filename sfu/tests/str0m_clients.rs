@@ -851,3 +851,74 @@ fn temporal_limit_drops_upper_layer_frames_without_gaps() {
     }
     assert_vp8_continuous(&all, false);
 }
+
+/// A frame far larger than the subscriber's pacing budget reaches it at once: forwarded video
+/// is never held in str0m's pacer, where it used to wait up to ~1.2 s whenever the estimate
+/// dipped below the layer being sent.
+#[test]
+fn a_burst_beyond_the_estimate_is_forwarded_without_waiting() {
+    let room = RoomId::Str("dialog-burst".into());
+    let mut w = World::new(2);
+    let mut senders = vec![publish(&mut w, 0, 1, &room)];
+    subscribe(&mut w, 1, 100, &room, 1);
+    w.run_for(Duration::from_secs(2), |_| {});
+    assert!(w.clients.iter().all(|c| c.connected), "all peers connect");
+    let mut next_frame = w.now;
+    run_media(
+        &mut w,
+        &mut senders,
+        &mut next_frame,
+        Duration::from_secs(3),
+    );
+    let layer = w.clients[1]
+        .received
+        .iter()
+        .rev()
+        .find(|r| r.video)
+        .map(layer_of)
+        .expect("video flows");
+
+    // Half a second of the estimate in one instant: str0m's pacer (1.1 x the estimate, at
+    // most 40 ms of debt) would let through about a tenth of it now and the rest later.
+    const PACKET_BYTES: usize = 1100;
+    let burst_bytes = (estimate(&w) / 8 / 2) as usize;
+    let packets = (burst_bytes / PACKET_BYTES).clamp(20, 400);
+    let s = &mut senders[0];
+    let frame = s.frame;
+    let c = &mut w.clients[s.client];
+    let vp8 = c
+        .rtc
+        .codec_config()
+        .find(|p| p.spec().codec == Codec::Vp8)
+        .unwrap()
+        .pt();
+    for i in 0..packets {
+        let mut payload = vp8_payload(picture_id(layer as usize, frame), 0, 0, i == 0);
+        if i > 0 {
+            payload[0] = 0x80; // a continuation: no S bit
+        }
+        payload.extend_from_slice(&tag(1, layer, frame));
+        payload.resize(PACKET_BYTES, 0);
+        let mut api = c.rtc.direct_api();
+        let tx = api
+            .stream_tx_by_mid(s.video, Some(Rid::from(RIDS[layer as usize])))
+            .unwrap();
+        tx.write_rtp(
+            RtpWrite::new(vp8, (s.seq + i as u64).into(), frame * 3000, w.now, payload)
+                .marker(i + 1 == packets)
+                .nackable(true),
+        );
+        c.rtc.handle_input(Input::Timeout(w.now)).unwrap();
+        c.drain(&mut w.to_server);
+    }
+    s.seq += packets as u64;
+    s.frame += 1;
+    // Without advancing time.
+    w.pump();
+    let arrived = w.clients[1]
+        .received
+        .iter()
+        .filter(|r| r.video && r.payload[VIDEO_LAYER + 1..VIDEO_LAYER + 5] == frame.to_be_bytes())
+        .count();
+    assert_eq!(arrived, packets, "the whole burst arrives at once");
+}

@@ -713,12 +713,12 @@ fn summarise(report: &mut Report, rows: &[TrackRow]) {
 
 fn tracks_csv(rows: &[TrackRow]) -> String {
     let mut out = String::from(
-        "subscriber,publisher,kind,packets,bytes,kbps,lost,reordered,jitter_ms,layer_switches,packets_l,packets_m,packets_h\n",
+        "subscriber,publisher,kind,packets,bytes,kbps,lost,reordered,jitter_ms,layer_switches,packets_l,packets_m,packets_h,max_latency_ms,max_latency_seq,max_latency_after_first_ms\n",
     );
     for r in rows {
         let s = &r.stats;
         out += &format!(
-            "{},{},{},{},{},{:.1},{},{},{:.3},{},{},{},{}\n",
+            "{},{},{},{},{},{:.1},{},{},{:.3},{},{},{},{},{:.1},{},{}\n",
             r.subscriber,
             r.publisher,
             r.kind,
@@ -731,7 +731,10 @@ fn tracks_csv(rows: &[TrackRow]) -> String {
             s.switches,
             s.per_layer[0],
             s.per_layer[1],
-            s.per_layer[2]
+            s.per_layer[2],
+            s.worst.map_or(0.0, |w| w.latency_us as f64 / 1e3),
+            s.worst.map_or(0, |w| w.seq),
+            s.worst.map_or(0, |w| w.after_first.as_millis()),
         );
     }
     out

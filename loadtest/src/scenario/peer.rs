@@ -507,6 +507,18 @@ pub struct TrackStats {
     pub layer: Option<u8>,
     pub switches: u64,
     pub per_layer: [u64; 3],
+    /// The latest-arriving packet, to tell when in a subscription lateness happens.
+    pub worst: Option<Worst>,
+}
+
+/// The packet with the highest one-way latency on a track.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Worst {
+    pub latency_us: u64,
+    /// Its sequence number counted from the track's first packet.
+    pub seq: u64,
+    /// Its arrival after the track's first packet.
+    pub after_first: Duration,
 }
 
 impl TrackStats {
@@ -529,8 +541,17 @@ impl TrackStats {
             }
         }
         // Packets repaired from before the first one seen count as reordered, not lost.
-        self.flow
-            .on_packet(seq.saturating_sub(first), s.sent_us, now_us)
+        let latency = self
+            .flow
+            .on_packet(seq.saturating_sub(first), s.sent_us, now_us);
+        if self.worst.is_none_or(|w| latency > w.latency_us) {
+            self.worst = Some(Worst {
+                latency_us: latency,
+                seq: seq.saturating_sub(first),
+                after_first: self.first_at.map_or(Duration::ZERO, |f| now - f),
+            });
+        }
+        latency
     }
 
     /// How many more packets the sender has sent, by sequence numbers, once packet `seq`

@@ -337,9 +337,9 @@ pub struct Stats {
     pub layer_switches: u64,
     /// VP8 packets of temporal layers above a subscriber's request, left out.
     pub temporal_drops: u64,
-    /// Video cut for a subscriber whose send queue held packets too long (resumed at a
-    /// keyframe).
-    pub queue_cuts: u64,
+    /// Peer connections fed a timeout because their deadline passed (each one a full pass of
+    /// str0m's timers, beside the pass after every forwarded packet).
+    pub timer_wakes: u64,
     /// Bandwidth probing re-run for subscribers held back by their estimate.
     pub bwe_reprobes: u64,
     pub malformed: u64,

@@ -327,14 +327,6 @@ impl LayerSwitch {
             Verdict::Drop
         }
     }
-
-    /// The current layer stopped arriving from the publisher: fall to the target as soon as
-    /// it shows a keyframe, without waiting on a layer that is gone.
-    pub fn on_layer_lost(&mut self, layer: u8) {
-        if self.current == Some(layer) {
-            self.current = None;
-        }
-    }
 }
 
 /// Bits per second of one layer, over a sliding one-second window in two halves (cheap,

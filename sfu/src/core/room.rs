@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer};
@@ -62,9 +62,6 @@ pub enum RoomOutput {
 /// measures well below its target. Aiming above the need lets the estimate climb back past
 /// the top layers once a constraint goes.
 const PROBE_HEADROOM: u64 = 2;
-/// Longest a subscriber's video may wait in str0m's pacer queue before the layer is cut and
-/// resumed at a keyframe: late video is worse than a short freeze.
-const MAX_VIDEO_QUEUE_DELAY: Duration = Duration::from_millis(250);
 
 /// A keyframe someone needs: publisher slot, track index, layer.
 type KeyframeNeed = (usize, usize, u8);
@@ -234,6 +231,7 @@ impl Room {
         let Some(rtc) = peer.rtc.as_mut() else {
             return;
         };
+        self.stats.timer_wakes += 1;
         if let Err(e) = rtc.handle_input(Input::Timeout(now)) {
             tracing::debug!(error = %e, "timeout input failed");
         }
@@ -1369,28 +1367,6 @@ impl Room {
         let Some(local_pt) = local_pt else {
             return;
         };
-        // One stream lookup per packet, for the queue check and the write.
-        let mut api = rtc.direct_api();
-        let Some(tx) = api.stream_tx_by_mid(t.local_mid, None) else {
-            return;
-        };
-        // str0m's pacer holds video for up to two seconds when the estimate falls below what
-        // this subscriber is sent; rather than deliver it that late, cut the layer and resume
-        // at its next keyframe (the rewriter keeps the sequence gapless) once the queue drains.
-        if let (MediaKind::Video, Some(current)) = (info.kind, t.layer.current()) {
-            let queued_for = tx
-                .queue_info()
-                .and_then(|q| q.first_unsent())
-                .map(|since| now.saturating_duration_since(since));
-            if queued_for.is_some_and(|d| d > MAX_VIDEO_QUEUE_DELAY) {
-                t.layer.on_layer_lost(current);
-                if let Some(target) = t.layer.target() {
-                    self.keyframes.push((src, info.track, target));
-                }
-                self.stats.queue_cuts += 1;
-                return;
-            }
-        }
         let verdict = match info.kind {
             MediaKind::Audio => Verdict::Forward,
             MediaKind::Video => t.layer.on_packet(info.layer, info.keyframe),
@@ -1439,6 +1415,17 @@ impl Room {
             .nackable(video);
         if let Some(patch) = patch {
             write = write.vp8_patch(patch);
+        }
+        let mut api = rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(t.local_mid, None) else {
+            return;
+        };
+        if t.written == 0 {
+            // str0m paces video at 1.1x its estimate and holds what exceeds it for up to two
+            // seconds; a subscriber whose estimate dips below its layer then sees video ~1.2 s
+            // late. The layer allocator is this SFU's rate control (it follows the estimate),
+            // so forwarded video leaves at once, as in Janus, mediasoup and LiveKit.
+            tx.set_unpaced(true);
         }
         tx.write_rtp(write);
         t.written += 1;

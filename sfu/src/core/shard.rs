@@ -479,7 +479,7 @@ fn add_stats(into: &mut Stats, s: &Stats) {
     into.plis_from_subscribers += s.plis_from_subscribers;
     into.layer_switches += s.layer_switches;
     into.temporal_drops += s.temporal_drops;
-    into.queue_cuts += s.queue_cuts;
+    into.timer_wakes += s.timer_wakes;
     into.bwe_reprobes += s.bwe_reprobes;
     into.malformed += s.malformed;
     into.unknown_source += s.unknown_source;
