@@ -165,7 +165,9 @@ impl Peer {
                             break;
                         }
                         match self.sock.try_recv_from(&mut buf) {
-                            Ok((n, from)) => self.receive(now, from, &buf[..n]),
+                            // Each datagram's own arrival time: TWCC feedback carries it, and
+                            // a batch-wide stamp reads as delay jitter to the sender's BWE.
+                            Ok((n, from)) => self.receive(Instant::now(), from, &buf[..n]),
                             Err(_) => break,
                         }
                     }
