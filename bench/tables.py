@@ -31,6 +31,13 @@ def server(rep, key):
     return ((rep or {}).get("server") or {}).get(key)
 
 
+def kernel_us(rep):
+    """Server kernel (system) CPU µs per unit, from reports that keep it."""
+    k = server(rep, "kernel_cpu_s")
+    ops = ((rep or {}).get("totals") or {}).get("ops")
+    return k * 1e6 / ops if k is not None and ops else None
+
+
 def ratio(a, b):
     return a / b if a and b else None
 
@@ -137,9 +144,9 @@ def steady_cpu_us(rep):
 def conference(out, runs, peers, janus_version):
     names = {"switchboard": "Switchboard", "janus": f"Janus {janus_version}"}
     lines = [
-        "| run | server | forwarded pkt/s | server CPU per forwarded packet | … steady (5 s after ramp-up) "
-        "| loss | one-way latency p50 / p99 / max | join p50 |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run | server | forwarded pkt/s | server CPU per forwarded packet | … of it in the kernel "
+        "| … steady (5 s after ramp-up) | loss | one-way latency p50 / p99 / max | join p50 |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     per_run = []
     for run in runs.split():
@@ -151,7 +158,7 @@ def conference(out, runs, peers, janus_version):
         per_run.append((run, sb_cpu, ratio(sb_cpu, janus_cpu)))
         for s, rep in reps.items():
             if not rep:
-                lines.append(f"| {label} | {names.get(s, s)} | no report | | | | | |")
+                lines.append(f"| {label} | {names.get(s, s)} | no report | | | | | | |")
                 continue
             cpu = server(rep, "cpu_us_per_unit")
             cell = fmt_us(cpu)
@@ -163,7 +170,7 @@ def conference(out, runs, peers, janus_version):
             loss = f"{lost:,} ({'< 0.01' if pct < 0.01 else f'{pct:.2f}'} %)" if lost and got else f"{lost:,}"
             partial = " (partial run)" if rep.get("partial") else ""
             lines.append(
-                f"| {label} | {names.get(s, s)}{partial} | {rep['totals']['rate']:,.0f} | {cell} | {fmt_us(steady_cpu_us(rep))} "
+                f"| {label} | {names.get(s, s)}{partial} | {rep['totals']['rate']:,.0f} | {cell} | {fmt_us(kernel_us(rep))} | {fmt_us(steady_cpu_us(rep))} "
                 f"| {loss} | {lat_cell(rep, 'all', ('p50_us', 'p99_us', 'max_us'))} | {lat_cell(rep, 'join', ('p50_us',))} |"
             )
     lines.append("")

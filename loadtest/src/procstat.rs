@@ -12,6 +12,8 @@ const USER_HZ: f64 = 100.0;
 pub struct Usage {
     /// User + system CPU seconds of all its threads so far.
     pub cpu_s: f64,
+    /// The system (kernel) part of `cpu_s`.
+    pub kernel_cpu_s: f64,
     pub rss_bytes: u64,
 }
 
@@ -20,8 +22,10 @@ pub fn read(pid: u32) -> Option<Usage> {
     let dir = PathBuf::from(format!("/proc/{pid}"));
     let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
     let status = std::fs::read_to_string(dir.join("status")).ok()?;
+    let (user, kernel) = parse_stat_cpu_split(&stat)?;
     Some(Usage {
-        cpu_s: parse_stat_cpu_s(&stat)?,
+        cpu_s: user + kernel,
+        kernel_cpu_s: kernel,
         rss_bytes: parse_status_rss(&status)?,
     })
 }
@@ -29,12 +33,17 @@ pub fn read(pid: u32) -> Option<Usage> {
 /// utime + stime (fields 14 and 15) in seconds. The command name (field 2) is in
 /// parentheses and may hold spaces or parentheses itself, so fields count from the last `)`.
 pub fn parse_stat_cpu_s(stat: &str) -> Option<f64> {
+    parse_stat_cpu_split(stat).map(|(user, kernel)| user + kernel)
+}
+
+/// (utime, stime) in seconds.
+fn parse_stat_cpu_split(stat: &str) -> Option<(f64, f64)> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();
     // `rest` starts at field 3 (state); utime is field 14, the 12th from here.
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) as f64 / USER_HZ)
+    Some((utime as f64 / USER_HZ, stime as f64 / USER_HZ))
 }
 
 /// `VmRSS:  12345 kB` in bytes.
@@ -82,6 +91,8 @@ mod tests {
         let stat = "4242 (tokio (rt) x) S 1 4242 4242 0 -1 4194560 9000 0 12 0 \
                     250 130 0 0 20 0 9 0 1234 123456789 3000 18446744073709551615";
         assert_eq!(parse_stat_cpu_s(stat), Some(3.8));
+        let (user, kernel) = parse_stat_cpu_split(stat).unwrap();
+        assert!((user + kernel - 3.8).abs() < 1e-9 && kernel > 0.0 && user > kernel);
         assert_eq!(parse_stat_cpu_s("garbage"), None);
     }
 

@@ -71,6 +71,10 @@ pub struct ServerUsage {
     pub pid: u32,
     /// CPU seconds (user + system, all threads) the server used during the measured run.
     pub cpu_s: f64,
+    /// Of `cpu_s`, the kernel's (system time): syscalls and, on loopback, the receivers'
+    /// packet delivery run on the sender's CPU. Absent in reports from before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_cpu_s: Option<f64>,
     pub rss_start_bytes: u64,
     pub rss_max_bytes: u64,
     /// Server CPU µs per unit of work: what compares fairly on a shared machine.
@@ -312,6 +316,12 @@ pub fn merge(reports: &[Report]) -> anyhow::Result<Report> {
         out.server = match (out.server.take(), &r.server) {
             (Some(a), Some(b)) => Some(ServerUsage {
                 cpu_s: a.cpu_s.max(b.cpu_s),
+                // The kernel part of whichever report's CPU is kept.
+                kernel_cpu_s: if b.cpu_s > a.cpu_s {
+                    b.kernel_cpu_s
+                } else {
+                    a.kernel_cpu_s
+                },
                 rss_max_bytes: a.rss_max_bytes.max(b.rss_max_bytes),
                 ..a
             }),
@@ -377,6 +387,15 @@ pub fn table_rows(r: &Report) -> Vec<(String, Option<f64>)> {
     rows.push((
         format!("server CPU µs/{}", r.unit),
         s.and_then(|s| s.cpu_us_per_unit),
+    ));
+    rows.push((
+        format!("… kernel µs/{}", r.unit),
+        s.and_then(|s| {
+            let ops = r.totals.ops;
+            s.kernel_cpu_s
+                .filter(|_| ops > 0)
+                .map(|k| k * 1e6 / ops as f64)
+        }),
     ));
     rows.push((
         format!("{}s per server CPU s", r.unit),

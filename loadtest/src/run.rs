@@ -531,6 +531,7 @@ where
         report.server = Some(ServerUsage {
             pid,
             cpu_s: b.cpu_s - a.cpu_s,
+            kernel_cpu_s: Some(b.kernel_cpu_s - a.kernel_cpu_s),
             rss_start_bytes: a.rss_bytes,
             rss_max_bytes: rss_max.max(b.rss_bytes),
             ..ServerUsage::default()
