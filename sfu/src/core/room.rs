@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::format::{self, Codec};
+use str0m::format::{self, Codec, PayloadParams};
 use str0m::media::{Direction, KeyframeRequestKind, MediaAdded, Mid, Rid, Rids};
 use str0m::net::Transmit;
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
@@ -1257,10 +1257,9 @@ impl Room {
             (rx.mid(), rx.rid())
         };
         let pt = pkt.header.payload_type;
-        let codec = rtc
-            .codec_config()
-            .find(|p| p.pt() == pt)
-            .map(|p| p.spec().codec);
+        // Looked up once per received packet; every subscriber's forward uses it.
+        let params = rtc.codec_config().find(|p| p.pt() == pt).copied();
+        let codec = params.map(|p| p.spec().codec);
         let PeerKind::Publisher(p) = &mut peer.kind else {
             return None;
         };
@@ -1312,6 +1311,7 @@ impl Room {
             kind,
             clock_rate: pkt.time.frequency().get(),
             vp8,
+            params,
         })
     }
 
@@ -1324,12 +1324,7 @@ impl Room {
         sub: usize,
         ti: usize,
     ) {
-        let Some(src_codec_pt) = self.peer(src).and_then(|p| {
-            let rtc = p.rtc.as_ref()?;
-            rtc.codec_config()
-                .find(|c| c.pt() == pkt.header.payload_type)
-                .copied()
-        }) else {
+        let Some(src_params) = info.params else {
             return;
         };
         let Some(peer) = peer_in(&mut self.peers, sub) else {
@@ -1353,14 +1348,11 @@ impl Room {
             return;
         }
         // Our payload type for the publisher's codec, matched once per payload type.
-        let local_pt = match t.pt_map.iter().find(|(p, _)| *p == src_codec_pt.pt()) {
+        let local_pt = match t.pt_map.iter().find(|(p, _)| *p == src_params.pt()) {
             Some((_, local)) => *local,
             None => {
-                let local = rtc
-                    .codec_config()
-                    .match_params(src_codec_pt)
-                    .map(|p| p.pt());
-                t.pt_map.push((src_codec_pt.pt(), local));
+                let local = rtc.codec_config().match_params(src_params).map(|p| p.pt());
+                t.pt_map.push((src_params.pt(), local));
                 local
             }
         };
@@ -1563,6 +1555,8 @@ struct PacketInfo {
     clock_rate: u32,
     /// The VP8 payload descriptor, for temporal dropping and PictureID continuity.
     vp8: Option<Vp8Info>,
+    /// The publisher's codec parameters for the packet's payload type.
+    params: Option<PayloadParams>,
 }
 
 fn starts_keyframe(codec: Option<Codec>, payload: &[u8]) -> bool {
