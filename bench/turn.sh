@@ -49,8 +49,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# CPU ticks (utime + stime, USER_HZ 100) of a process, and its stime (kernel) alone.
-cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13, $13 }' "/proc/$1/stat"; }
+# CPU ticks (utime + stime, USER_HZ 100) of a process.
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 
 taskset -c 1 turnutils_peer -L 127.0.0.1 -p "$PEER_PORT" >/dev/null 2>&1 &
 PIDS+=($!)
@@ -84,19 +84,19 @@ stop_server() {
 }
 
 # run KEY LABEL PORT: one uclient run against the server SERVER_PID at PORT; appends
-# "key received sent ticks kernel-ticks" to $WORK/results. uclient picks channel numbers at random and
+# "key received sent ticks" to $WORK/results. uclient picks channel numbers at random and
 # coturn refuses a rare collision (400), so a failed run is retried (twice at most).
 run() {
-  local key=$1 name=$2 port=$3 before after out sent recv try sys_before sys_after
+  local key=$1 name=$2 port=$3 before after out sent recv try
   for try in 1 2 3; do
-    read -r before sys_before < <(cpu_ticks "$SERVER_PID")
+    before=$(cpu_ticks "$SERVER_PID")
     out=$(taskset -c 1 turnutils_uclient -e 127.0.0.1 -r "$PEER_PORT" -u bench -W "$SECRET" \
       -m "$CLIENTS" -n "$MSGS" -l "$SIZE" -z "$PACE" -p "$port" 127.0.0.1 2>&1 || true)
-    read -r after sys_after < <(cpu_ticks "$SERVER_PID")
+    after=$(cpu_ticks "$SERVER_PID")
     sent=$(grep -o 'tot_send_msgs=[0-9]*' <<<"$out" | tail -1 | cut -d= -f2 || true)
     recv=$(grep -o 'tot_recv_msgs=[0-9]*' <<<"$out" | tail -1 | cut -d= -f2 || true)
     if [[ -n "$sent" && "$sent" -gt 0 ]]; then
-      echo "$key $recv $sent $((after - before)) $((sys_after - sys_before))" >>"$WORK/results"
+      echo "$key $recv $sent $((after - before))" >>"$WORK/results"
       awk -v n="$name" -v s="$sent" -v r="$recv" -v t="$((after - before))" 'BEGIN {
         printf "%-12s sent %d, echoed %d (lost %.1f %%), server CPU %.2f s, %.2f us per relayed packet\n",
           n, s, r, (s - r) * 100 / s, t / 100, (r > 0 ? t * 1e4 / (2 * r) : 0) }'
@@ -119,23 +119,20 @@ for _ in $(seq "$ROUNDS"); do
 done
 
 # Totals over the rounds: relayed packets (2 x echoed) per server CPU second.
-read -r SB_RELAYED SB_TICKS SB_LOST SB_SYS CO_RELAYED CO_TICKS CO_LOST CO_SYS < <(awk '
-  $1 == "switchboard" { sr += 2 * $2; sl += $3 - $2; st += $4; ss += $5 }
-  $1 == "coturn"      { cr += 2 * $2; cl += $3 - $2; ct += $4; cs += $5 }
-  END { print sr, st, sl, ss, cr, ct, cl, cs }' "$WORK/results")
-summary=$(awk -v sr="$SB_RELAYED" -v st="$SB_TICKS" -v sl="$SB_LOST" -v ss="$SB_SYS" -v cr="$CO_RELAYED" \
-  -v ct="$CO_TICKS" -v cl="$CO_LOST" -v cs="$CO_SYS" -v v="$COTURN_VERSION" 'BEGIN {
+read -r SB_RELAYED SB_TICKS SB_LOST CO_RELAYED CO_TICKS CO_LOST < <(awk '
+  $1 == "switchboard" { sr += 2 * $2; sl += $3 - $2; st += $4 }
+  $1 == "coturn"      { cr += 2 * $2; cl += $3 - $2; ct += $4 }
+  END { print sr, st, sl, cr, ct, cl }' "$WORK/results")
+summary=$(awk -v sr="$SB_RELAYED" -v st="$SB_TICKS" -v sl="$SB_LOST" -v cr="$CO_RELAYED" \
+  -v ct="$CO_TICKS" -v cl="$CO_LOST" -v v="$COTURN_VERSION" 'BEGIN {
   sp = sr * 100 / st; cp = cr * 100 / ct
   printf "| | Switchboard | coturn %s |\n|---|---|---|\n", v
   printf "| relayed packets (lost on the way) | %d (%d) | %d (%d) |\n", sr, sl, cr, cl
   printf "| server CPU | %.2f s | %.2f s |\n", st / 100, ct / 100
   printf "| CPU per relayed packet | %.2f µs | %.2f µs |\n", st * 1e4 / sr, ct * 1e4 / cr
-  printf "| … of it in the kernel (stime) | %.2f µs (%.0f %%) | %.2f µs (%.0f %%) |\n", ss * 1e4 / sr, ss * 100 / st, cs * 1e4 / cr, cs * 100 / ct
   printf "| relayed packets per server CPU s | %.0f k (%.2f×) | %.0f k |\n", sp / 1000, sp / cp, cp / 1000
   printf "\nTarget (issue 10): ≥ 2× coturn'"'"'s relayed packets per CPU-second — %s (%.2f×).\n",
-    (sp >= 2 * cp ? "met" : "**not met**"), sp / cp
-  # The kernel part alone bounds the ratio any user-space work could reach on this path.
-  printf "Switchboard'"'"'s kernel time alone (no user-space time at all) would give %.2f× coturn'"'"'s.\n", (ss > 0 ? (ct / cr) / (ss / sr) : 0) }')
+    (sp >= 2 * cp ? "met" : "**not met**"), sp / cp }')
 echo
 echo "$summary"
 

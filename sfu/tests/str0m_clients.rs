@@ -648,15 +648,22 @@ fn estimate(w: &World) -> u64 {
     e[0]
 }
 
-#[test]
-fn constrained_subscriber_moves_down_and_back_up_at_keyframes() {
-    let room = RoomId::Str("dialog-bwe".into());
+/// A room with one publisher (client 0, feed 1) and one subscriber (client 1, handle 100),
+/// both connected; returns the world, the publisher and when its next frame is due.
+fn one_to_one(room: &str) -> (World, Vec<Sender>, Instant) {
+    let room = RoomId::Str(room.into());
     let mut w = World::new(2);
-    let mut senders = vec![publish(&mut w, 0, 1, &room)];
+    let senders = vec![publish(&mut w, 0, 1, &room)];
     subscribe(&mut w, 1, 100, &room, 1);
     w.run_for(Duration::from_secs(2), |_| {});
     assert!(w.clients.iter().all(|c| c.connected), "all peers connect");
-    let mut next_frame = w.now;
+    let next_frame = w.now;
+    (w, senders, next_frame)
+}
+
+#[test]
+fn constrained_subscriber_moves_down_and_back_up_at_keyframes() {
+    let (mut w, mut senders, mut next_frame) = one_to_one("dialog-bwe");
 
     // Unconstrained: the top layer.
     run_media(
@@ -754,13 +761,7 @@ fn constrained_subscriber_moves_down_and_back_up_at_keyframes() {
 
 #[test]
 fn temporal_limit_drops_upper_layer_frames_without_gaps() {
-    let room = RoomId::Str("dialog-temporal".into());
-    let mut w = World::new(2);
-    let mut senders = vec![publish(&mut w, 0, 1, &room)];
-    subscribe(&mut w, 1, 100, &room, 1);
-    w.run_for(Duration::from_secs(2), |_| {});
-    assert!(w.clients.iter().all(|c| c.connected), "all peers connect");
-    let mut next_frame = w.now;
+    let (mut w, mut senders, mut next_frame) = one_to_one("dialog-temporal");
     run_media(
         &mut w,
         &mut senders,
@@ -857,13 +858,7 @@ fn temporal_limit_drops_upper_layer_frames_without_gaps() {
 /// dipped below the layer being sent.
 #[test]
 fn a_burst_beyond_the_estimate_is_forwarded_without_waiting() {
-    let room = RoomId::Str("dialog-burst".into());
-    let mut w = World::new(2);
-    let mut senders = vec![publish(&mut w, 0, 1, &room)];
-    subscribe(&mut w, 1, 100, &room, 1);
-    w.run_for(Duration::from_secs(2), |_| {});
-    assert!(w.clients.iter().all(|c| c.connected), "all peers connect");
-    let mut next_frame = w.now;
+    let (mut w, mut senders, mut next_frame) = one_to_one("dialog-burst");
     run_media(
         &mut w,
         &mut senders,
