@@ -1412,13 +1412,12 @@ impl Room {
         let Some(tx) = api.stream_tx_by_mid(t.local_mid, None) else {
             return;
         };
-        if t.written == 0 {
-            // str0m paces video at 1.1x its estimate and holds what exceeds it for up to two
-            // seconds; a subscriber whose estimate dips below its layer then sees video ~1.2 s
-            // late. The layer allocator is this SFU's rate control (it follows the estimate),
-            // so forwarded video leaves at once, as in Janus, mediasoup and LiveKit.
-            tx.set_unpaced(true);
-        }
+        // str0m paces video at 1.1x its estimate and holds what exceeds it for up to two
+        // seconds; a subscriber whose estimate dips below its layer then sees video ~1.2 s
+        // late. The layer allocator is this SFU's rate control (it follows the estimate), so
+        // forwarded video leaves at once, as in Janus and mediasoup. Set on every write (a
+        // flag store): a stream str0m recreates on renegotiation starts paced again.
+        tx.set_unpaced(true);
         tx.write_rtp(write);
         t.written += 1;
         // str0m stamps a queued packet, and its pacer sees it, only when time is fed in; the
