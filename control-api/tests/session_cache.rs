@@ -58,14 +58,7 @@ async fn login_and_logout_are_seen_at_once() {
         json!(0)
     );
 
-    let response = api
-        .form(
-            Method::POST,
-            "/login.json",
-            Some(&token),
-            "login=bob&password=bob-password",
-        )
-        .await;
+    let response = api.log_in(&token, "login=bob&password=bob-password").await;
     assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text);
     assert_eq!(
         get_session(&api, &token).await.body["session"]["user_id"],

@@ -262,14 +262,7 @@ async fn login_upgrades_and_logout_downgrades_the_session() {
     let token = api.app_token().await;
     let bob = api.sign_up(&token, "bob", "").await;
 
-    let response = api
-        .form(
-            Method::POST,
-            "/login.json",
-            Some(&token),
-            "login=bob&password=bob-password",
-        )
-        .await;
+    let response = api.log_in(&token, "login=bob&password=bob-password").await;
     assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text);
     assert_eq!(response.body["user"]["id"], bob["id"]);
     assert!(response.body["user"]["last_request_at"].is_string());
@@ -299,32 +292,13 @@ async fn login_errors() {
     let api = TestApi::new().await;
     let token = api.app_token().await;
     api.sign_up(&token, "carol", "").await;
-    let wrong = api
-        .form(
-            Method::POST,
-            "/login.json",
-            Some(&token),
-            "login=carol&password=nope-nope",
-        )
-        .await;
+    let wrong = api.log_in(&token, "login=carol&password=nope-nope").await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     let by_email = api
-        .form(
-            Method::POST,
-            "/login.json",
-            Some(&token),
-            "email=carol%40example.com&password=carol-password",
-        )
+        .log_in(&token, "email=carol%40example.com&password=carol-password")
         .await;
     assert_eq!(by_email.status, StatusCode::ACCEPTED);
-    let neither = api
-        .form(
-            Method::POST,
-            "/login.json",
-            Some(&token),
-            "password=carol-password",
-        )
-        .await;
+    let neither = api.log_in(&token, "password=carol-password").await;
     assert_eq!(neither.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(neither.body["errors"]["login"].is_array());
 }

@@ -9,7 +9,7 @@ mod server;
 #[path = "support/switchboard.rs"]
 mod switchboard;
 
-use switchboard::{assert_ok, loadtest, strings, Server};
+use switchboard::{assert_ok, load_shape, loadtest, strings, Server};
 
 #[test]
 fn chat_over_websocket_delivers_messages_and_writes_the_report() {
@@ -24,15 +24,8 @@ fn chat_over_websocket_delivers_messages_and_writes_the_report() {
     let mut args = strings(&["chat", "--transport", "ws", "--target", &ws_url, "--api"]);
     args.push(http.clone());
     args.extend(server.app_args());
+    args.extend(load_shape("4s", "1s", 4, 40));
     args.extend(strings(&[
-        "--duration",
-        "4s",
-        "--ramp-up",
-        "1s",
-        "--clients",
-        "4",
-        "--rate",
-        "40",
         "--room-size",
         "2",
         "--idle",

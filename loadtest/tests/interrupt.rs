@@ -12,7 +12,7 @@ mod server;
 #[path = "support/switchboard.rs"]
 mod switchboard;
 
-use switchboard::{metric, strings, wait_output, wait_until, Server, LOADTEST};
+use switchboard::{load_shape, metric, strings, wait_output, wait_until, Server, LOADTEST};
 
 const DELIVERED: &str = "switchboard_xmpp_routed_messages_total{result=\"delivered\"}";
 /// `user_read` requests answered. An `api` client sends its next request only after it
@@ -29,22 +29,22 @@ fn long_chat(server: &Server, json: &std::path::Path, extra: &[&str]) -> std::pr
     args.push(server.get("XMPP (TCP)"));
     args.push("--api".into());
     args.push(server.get("REST API (HTTP)"));
-    args.extend(server.app_args());
-    args.extend(strings(&[
-        "--duration",
-        "300s",
-        "--ramp-up",
-        "500ms",
-        "--clients",
-        "2",
-        "--rate",
-        "20",
-        "--quiet",
-        "--out",
-        json.to_str().unwrap(),
-    ]));
-    args.extend(strings(extra));
-    spawn(&args)
+    spawn(&long_run(server, args, json, extra))
+}
+
+/// `head` (scenario and target) with the app's credentials, 2 clients at 20/s for far longer
+/// than the test, quiet, report at `json`, then `extra`.
+fn long_run(
+    server: &Server,
+    mut head: Vec<String>,
+    json: &std::path::Path,
+    extra: &[&str],
+) -> Vec<String> {
+    head.extend(server.app_args());
+    head.extend(load_shape("300s", "500ms", 2, 20));
+    head.extend(strings(&["--quiet", "--out", json.to_str().unwrap()]));
+    head.extend(strings(extra));
+    head
 }
 
 fn spawn(args: &[String]) -> std::process::Child {
@@ -144,22 +144,7 @@ fn a_server_dying_mid_chat_run_fails_clearly_with_a_partial_report() {
 fn long_api(server: &Server, json: &std::path::Path, extra: &[&str]) -> Vec<String> {
     let mut args = strings(&["api", "--target"]);
     args.push(server.get("REST API (HTTP)"));
-    args.extend(server.app_args());
-    args.extend(strings(&[
-        "--duration",
-        "300s",
-        "--ramp-up",
-        "500ms",
-        "--clients",
-        "2",
-        "--rate",
-        "20",
-        "--quiet",
-        "--out",
-        json.to_str().unwrap(),
-    ]));
-    args.extend(strings(extra));
-    args
+    long_run(server, args, json, extra)
 }
 
 #[test]

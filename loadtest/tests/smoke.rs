@@ -12,7 +12,7 @@ mod server;
 #[path = "support/switchboard.rs"]
 mod switchboard;
 
-use switchboard::{assert_ok, loadtest, metric, strings, wait_until, Server, LOADTEST};
+use switchboard::{assert_ok, load_shape, loadtest, metric, strings, wait_until, Server, LOADTEST};
 
 /// A run that failed clearly: exit code 1, `needle` in its error output, a partial report
 /// at `json` with no work done.
@@ -37,15 +37,8 @@ fn api_and_chat_against_a_real_server() {
     let mut args = strings(&["api", "--target"]);
     args.push(server.get("REST API (HTTP)"));
     args.extend(server.app_args());
+    args.extend(load_shape("3s", "500ms", 2, 40));
     args.extend(strings(&[
-        "--duration",
-        "3s",
-        "--ramp-up",
-        "500ms",
-        "--clients",
-        "2",
-        "--rate",
-        "40",
         "--mix",
         "session_create,user_read,dialog_list,dialog_create,dialog_update,message_create,message_list",
         "--quiet",
@@ -100,15 +93,8 @@ fn api_and_chat_against_a_real_server() {
     args.extend(strings(&["--api"]));
     args.push(server.get("REST API (HTTP)"));
     args.extend(server.app_args());
+    args.extend(load_shape("4s", "1s", 4, 40));
     args.extend(strings(&[
-        "--duration",
-        "4s",
-        "--ramp-up",
-        "1s",
-        "--clients",
-        "4",
-        "--rate",
-        "40",
         "--room-size",
         "2",
         "--idle",

@@ -387,12 +387,7 @@ fn a_burst_beyond_the_estimate_is_forwarded_without_waiting() {
     let s = &mut senders[0];
     let frame = s.frame;
     let c = &mut w.clients[s.client];
-    let vp8 = c
-        .rtc
-        .codec_config()
-        .find(|p| p.spec().codec == Codec::Vp8)
-        .unwrap()
-        .pt();
+    let vp8 = c.pt_of(Codec::Vp8);
     for i in 0..packets {
         let mut payload = vp8_payload(picture_id(layer as usize, frame), 0, 0, i == 0);
         if i > 0 {

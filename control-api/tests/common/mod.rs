@@ -153,6 +153,12 @@ impl TestApi {
         self.request(method, path, &headers, body).await
     }
 
+    /// `POST /login.json` on `token`'s session with the form `body` (`login=…&password=…`).
+    pub async fn log_in(&self, token: &str, body: &str) -> Response {
+        self.form(Method::POST, "/login.json", Some(token), body)
+            .await
+    }
+
     pub async fn json(
         &self,
         method: Method,

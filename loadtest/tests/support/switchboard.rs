@@ -93,6 +93,20 @@ pub fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
+/// A run's load shape: `--duration`, `--ramp-up`, `--clients`, `--rate`.
+pub fn load_shape(duration: &str, ramp_up: &str, clients: u32, rate: u32) -> Vec<String> {
+    strings(&[
+        "--duration",
+        duration,
+        "--ramp-up",
+        ramp_up,
+        "--clients",
+        &clients.to_string(),
+        "--rate",
+        &rate.to_string(),
+    ])
+}
+
 pub fn loadtest(args: &[String]) -> Output {
     Command::new(LOADTEST)
         .args(args)

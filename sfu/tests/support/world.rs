@@ -16,7 +16,7 @@ use sfu::core::room::RoomOutput;
 use sfu::core::shard::{Shard, ShardConfig};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid, Rid, Simulcast, SimulcastLayer};
+use str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpWrite, Vp8Descriptor};
 use str0m::{Candidate, Event, Input, Output, Rtc};
@@ -107,6 +107,15 @@ pub struct Received {
 }
 
 impl Client {
+    /// The payload type this client negotiated for `codec`.
+    pub fn pt_of(&self, codec: Codec) -> Pt {
+        self.rtc
+            .codec_config()
+            .find(|p| p.spec().codec == codec)
+            .expect("codec negotiated")
+            .pt()
+    }
+
     pub fn new(now: Instant, port: u16) -> Self {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let mut rtc = Rtc::builder().set_rtp_mode(true).build(now);
@@ -455,18 +464,8 @@ pub fn assert_vp8_continuous(video: &[&Received], every_layer: bool) {
 pub fn send_frame(w: &mut World, s: &mut Sender, feed: u64) {
     let now = w.now;
     let c = &mut w.clients[s.client];
-    let opus = c
-        .rtc
-        .codec_config()
-        .find(|p| p.spec().codec == Codec::Opus)
-        .unwrap()
-        .pt();
-    let vp8 = c
-        .rtc
-        .codec_config()
-        .find(|p| p.spec().codec == Codec::Vp8)
-        .unwrap()
-        .pt();
+    let opus = c.pt_of(Codec::Opus);
+    let vp8 = c.pt_of(Codec::Vp8);
     let periodic = s.frame % 30 == 0;
     let wanted = std::mem::take(&mut c.keyframe_wanted);
     {
