@@ -334,6 +334,15 @@ pub struct TurnArgs {
     /// UDP listener sockets (SO_REUSEPORT) and threads [default: cores, at most 8].
     #[arg(long, env = "SWITCHBOARD_TURN_WORKERS", value_name = "N")]
     pub turn_workers: Option<usize>,
+    /// Receive coalescing window in microseconds: a busy relay reads its sockets at most
+    /// once per window, trading at most this much delay for larger batches; 0 turns it
+    /// off [default: 200].
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TURN_COALESCE_US",
+        value_name = "MICROSECONDS"
+    )]
+    pub turn_coalesce_us: Option<u64>,
 }
 
 /// Push providers: FCM HTTP v1 (`gcm` subscriptions) and APNs (`apns`, `apns_voip`).

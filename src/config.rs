@@ -56,6 +56,7 @@ pub struct FileConfig {
     pub turn_total_quota: Option<u32>,
     pub turn_max_bandwidth: Option<u64>,
     pub turn_workers: Option<usize>,
+    pub turn_coalesce_us: Option<u64>,
     pub turn_credential_ttl_secs: Option<u64>,
     /// Static TURN users, `"name:password"` each (REST credentials need none).
     pub turn_users: Option<Vec<String>>,
@@ -326,6 +327,8 @@ pub struct TurnSettings {
     pub total_quota: u32,
     pub max_bandwidth: Option<u64>,
     pub workers: Option<usize>,
+    /// Receive coalescing window (`turn_relay::TurnConfig::coalesce`).
+    pub coalesce: Duration,
     /// Lifetime of minted TURN credentials: they must outlive a call (a Refresh with
     /// expired credentials fails), so a day, as coturn's REST examples use.
     pub credential_ttl: Duration,
@@ -411,6 +414,10 @@ impl TurnSettings {
                 .unwrap_or(10_000),
             max_bandwidth: (max_bandwidth > 0).then_some(max_bandwidth),
             workers: args.turn_workers.or(file.turn_workers),
+            coalesce: args
+                .turn_coalesce_us
+                .or(file.turn_coalesce_us)
+                .map_or(turn_relay::DEFAULT_COALESCE, Duration::from_micros),
             credential_ttl: Duration::from_secs(file.turn_credential_ttl_secs.unwrap_or(86_400)),
             static_users,
         })

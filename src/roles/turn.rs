@@ -103,6 +103,7 @@ pub fn start(
     config.user_quota = turn.user_quota;
     config.total_quota = turn.total_quota;
     config.max_bandwidth = turn.max_bandwidth;
+    config.coalesce = turn.coalesce;
     if let Some(workers) = turn.workers {
         config.workers = workers;
     }

@@ -43,6 +43,10 @@ impl FromStr for PortRange {
     }
 }
 
+/// Default receive coalescing window: far below what a WebRTC jitter buffer notices
+/// (tens of milliseconds), long enough for a busy relay to gather real batches.
+pub const DEFAULT_COALESCE: Duration = Duration::from_micros(200);
+
 /// TLS listener: address plus PEM certificate chain and key.
 #[derive(Debug, Clone)]
 pub struct TlsListener {
@@ -90,6 +94,11 @@ pub struct TurnConfig {
     pub max_channels: usize,
     /// UDP listener sockets on the same port (`SO_REUSEPORT`), one per worker thread.
     pub workers: usize,
+    /// Receive coalescing window (see `driver::coalesce`): after a wake that relayed
+    /// anything, a shard reads its sockets again only once this much time has passed, so
+    /// packets are read and sent in larger batches. It bounds the delay added per relayed
+    /// packet; zero turns coalescing off.
+    pub coalesce: Duration,
 }
 
 impl TurnConfig {
@@ -119,6 +128,7 @@ impl TurnConfig {
             max_permissions: 64,
             max_channels: 64,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
+            coalesce: DEFAULT_COALESCE,
         }
     }
 
@@ -129,6 +139,9 @@ impl TurnConfig {
         if self.secret.is_none() && self.static_users.is_empty() {
             return Err("turn needs a REST secret or static users".into());
         }
+        if self.coalesce > Duration::from_millis(10) {
+            return Err("turn coalescing window must be at most 10 ms (10000 us)".into());
+        }
         if self.workers == 0 {
             return Err("turn workers must be at least 1".into());
         }
@@ -136,5 +149,27 @@ impl TurnConfig {
             return Err("turn lifetimes: need 0 < default <= max".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(coalesce: Duration) -> TurnConfig {
+        let mut c = TurnConfig::new("127.0.0.1:3478".parse().unwrap(), Some(b"s".to_vec()));
+        c.coalesce = coalesce;
+        c
+    }
+
+    #[test]
+    fn the_coalescing_window_is_bounded_and_may_be_off() {
+        assert!(config(Duration::ZERO).validate().is_ok());
+        assert!(config(DEFAULT_COALESCE).validate().is_ok());
+        assert!(config(Duration::from_millis(10)).validate().is_ok());
+        let err = config(Duration::from_micros(10_001))
+            .validate()
+            .unwrap_err();
+        assert!(err.contains("coalescing"), "{err}");
     }
 }

@@ -19,6 +19,6 @@ pub mod core;
 pub mod driver;
 pub mod metrics;
 
-pub use config::{PortRange, TlsListener, TurnConfig};
+pub use config::{PortRange, TlsListener, TurnConfig, DEFAULT_COALESCE};
 pub use driver::TurnServer;
 pub use metrics::TurnMetrics;

@@ -41,6 +41,7 @@ pub struct TurnMetrics {
     pub auth_failures: Family<ReasonLabels, Counter>,
     pub quota_rejections: Counter,
     pub request_errors: Family<ReasonLabels, Counter>,
+    pub coalesce_waits: Counter,
 }
 
 impl TurnMetrics {
@@ -103,6 +104,11 @@ impl TurnMetrics {
             "request_errors",
             "Error responses sent, by reason",
             m.request_errors.clone(),
+        );
+        r.register(
+            "coalesce_waits",
+            "Times a shard waited out its coalescing window before reading its sockets again",
+            m.coalesce_waits.clone(),
         );
         m
     }

@@ -9,6 +9,7 @@
 //! (EVEN-PORT/RESERVATION-TOKEN, claimed from any 5-tuple) are the only state the shards
 //! share (touched per Allocate, never per packet).
 
+pub(crate) mod coalesce;
 pub(crate) mod shard;
 pub(crate) mod tcp;
 pub mod tls;
@@ -88,11 +89,16 @@ impl TurnServer {
             let stopped = stopped.clone();
             let acceptor = acceptor.clone();
             let listen = udp_addr;
+            let coalesce_window = config.coalesce;
             let thread = std::thread::Builder::new()
                 .name(format!("turn-shard-{index}"))
                 .spawn(move || {
+                    let (park, unpark) =
+                        coalesce::hooks(coalesce_window, metrics.coalesce_waits.clone());
                     let runtime = match tokio::runtime::Builder::new_current_thread()
                         .enable_all()
+                        .on_thread_park(park)
+                        .on_thread_unpark(unpark)
                         .build()
                     {
                         Ok(rt) => rt,

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 use tokio::task::AbortHandle;
 
+use super::coalesce;
 use super::udp::{self, Datagrams, Outbox, Received, RecvBuffers, Source, UdpIo, OUT_BUF};
 use crate::core::allocation::{AllocationId, FiveTuple, Transport};
 use crate::core::server::{BindError, Output, RelaySockets, Server};
@@ -266,6 +267,7 @@ pub(crate) async fn listener_loop(shard: Rc<Shard>) {
                 return;
             }
         };
+        let mut busy = true;
         for _ in 0..IO_LOOP_BOUND {
             let mut bufs = shard.bufs.borrow_mut();
             let (n, drained) = match shard.listener.recv(&mut ready, &mut bufs) {
@@ -276,6 +278,7 @@ pub(crate) async fn listener_loop(shard: Rc<Shard>) {
                     break;
                 }
             };
+            coalesce::handled(n);
             let now = Instant::now();
             for i in 0..n {
                 let (client, dst_ip, datagrams) = bufs.datagrams(i);
@@ -294,11 +297,14 @@ pub(crate) async fn listener_loop(shard: Rc<Shard>) {
             shard.flush();
             shard.server.borrow_mut().flush_stats();
             if drained {
+                busy = false;
                 break;
             }
         }
         drop(ready);
-        tokio::task::yield_now().await;
+        if busy {
+            tokio::task::yield_now().await;
+        }
     }
 }
 
@@ -308,6 +314,7 @@ async fn relay_loop(shard: Rc<Shard>, id: AllocationId, io: Rc<UdpIo>) {
         let Ok(mut ready) = io.readable().await else {
             return;
         };
+        let mut busy = true;
         for _ in 0..IO_LOOP_BOUND {
             let mut bufs = shard.bufs.borrow_mut();
             let (n, drained) = match io.recv(&mut ready, &mut bufs) {
@@ -315,6 +322,7 @@ async fn relay_loop(shard: Rc<Shard>, id: AllocationId, io: Rc<UdpIo>) {
                 Ok(Received::Drained(n)) => (n, true),
                 Err(_) => break,
             };
+            coalesce::handled(n);
             let now = Instant::now();
             let mut out = shard.out.borrow_mut();
             let mut server = shard.server.borrow_mut();
@@ -330,11 +338,14 @@ async fn relay_loop(shard: Rc<Shard>, id: AllocationId, io: Rc<UdpIo>) {
             drop((server, out, bufs));
             shard.flush();
             if drained {
+                busy = false;
                 break;
             }
         }
         drop(ready);
-        tokio::task::yield_now().await;
+        if busy {
+            tokio::task::yield_now().await;
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::coalesce;
 use super::shard::{Shard, StreamOut};
 use crate::core::allocation::{FiveTuple, Transport};
 use crate::core::stun::stream_frame_len;
@@ -78,13 +79,16 @@ where
         filled += n;
         let now = Instant::now();
         let mut start = 0;
+        let mut frames = 0;
         while let Some(len) = stream_frame_len(&buf[start..filled]) {
             if filled - start < len {
                 break;
             }
             shard.on_client_datagram(now, tuple, &buf[start..start + len]);
             start += len;
+            frames += 1;
         }
+        coalesce::handled(frames);
         shard.flush();
         shard.server.borrow_mut().flush_stats();
         buf.copy_within(start..filled, 0);

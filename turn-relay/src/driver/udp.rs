@@ -56,7 +56,9 @@ impl UdpIo {
     }
 
     pub fn relay(socket: std::net::UdpSocket) -> io::Result<Self> {
-        Self::new(socket, RELAY_BUFFER)
+        let io = Self::new(socket, RELAY_BUFFER)?;
+        without_receive_cmsgs(io.socket.get_ref())?;
+        Ok(io)
     }
 
     /// Waits until the socket is readable.
@@ -327,6 +329,51 @@ impl RecvBuffers {
         let meta = &self.meta[i];
         let slot = &self.data[i * SLOT..i * SLOT + meta.len];
         (meta.addr, meta.dst_ip, slot.chunks(meta.stride.max(1)))
+    }
+}
+
+/// Turns off the per-datagram control messages quinn-udp asks for on every socket (the
+/// destination address and the TOS byte): a relayed socket needs neither (one address,
+/// no ECN), and the kernel builds them for every datagram it hands over.
+fn without_receive_cmsgs(socket: &std::net::UdpSocket) -> io::Result<()> {
+    let sock = socket2::SockRef::from(socket);
+    match socket.local_addr()? {
+        SocketAddr::V4(_) => {
+            sock.set_recv_tos_v4(false)?;
+            set_int_option(socket, libc::IPPROTO_IP, libc::IP_PKTINFO, 0)
+        }
+        SocketAddr::V6(_) => {
+            sock.set_recv_tclass_v6(false)?;
+            if !sock.only_v6()? {
+                sock.set_recv_tos_v4(false)?;
+            }
+            set_int_option(socket, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 0)
+        }
+    }
+}
+
+/// `setsockopt` of an `int` option (socket2 has no setter for the pktinfo ones).
+fn set_int_option(
+    socket: &std::net::UdpSocket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid descriptor, and a pointer to an `int` with its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
