@@ -50,10 +50,11 @@ struct Relay {
 
 impl Relay {
     fn start(relay_ports: PortRange) -> Self {
-        Self::start_with(relay_ports, None)
+        Self::configured(relay_ports, |_| {})
     }
 
-    fn start_with(relay_ports: PortRange, tls: Option<turn_relay::TlsListener>) -> Self {
+    /// The test's relay, with `tweak` applied to its config last.
+    fn configured(relay_ports: PortRange, tweak: impl FnOnce(&mut TurnConfig)) -> Self {
         let mut registry = Registry::default();
         let metrics = TurnMetrics::register(&mut registry);
         let mut config = TurnConfig::new(
@@ -63,7 +64,7 @@ impl Relay {
         config.relay_ports = relay_ports;
         config.allow_peers = vec!["127.0.0.1".parse().unwrap()];
         config.workers = 2;
-        config.tls = tls;
+        tweak(&mut config);
         let server = TurnServer::start(config, metrics).expect("relay starts");
         Self {
             server: Some(server),
@@ -79,6 +80,15 @@ impl Relay {
         let mut text = String::new();
         encode(&mut text, &self.registry).unwrap();
         text
+    }
+
+    /// An unlabelled counter's value.
+    fn counter(&self, name: &str) -> u64 {
+        let metrics = self.metrics();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
     }
 }
 
@@ -209,10 +219,16 @@ fn report(output: &Output) -> (u64, u64, u64) {
 const LOAD: [&str; 8] = ["-m", "4", "-n", "100", "-l", "200", "-z", "10"];
 
 fn relays_everything(transport: &[&str], ports: PortRange) {
+    relays_everything_with(transport, ports, turn_relay::DEFAULT_COALESCE);
+}
+
+/// Relays uclient's load without loss; returns how often the shards waited out their
+/// coalescing window.
+fn relays_everything_with(transport: &[&str], ports: PortRange, coalesce: Duration) -> u64 {
     let (Some(client), Some(peer_bin)) = (tool("turnutils_uclient"), tool("turnutils_peer")) else {
-        return;
+        return 0;
     };
-    let relay = Relay::start(ports);
+    let relay = Relay::configured(ports, |c| c.coalesce = coalesce);
     let peer = Peer::start(&peer_bin);
     let mut extra = transport.to_vec();
     extra.extend_from_slice(&LOAD);
@@ -226,6 +242,7 @@ fn relays_everything(transport: &[&str], ports: PortRange) {
         metrics.contains("switchboard_turn_allocations_created_total{transport="),
         "{metrics}"
     );
+    relay.counter("switchboard_turn_coalesce_waits_total")
 }
 
 #[test]
@@ -237,6 +254,33 @@ fn uclient_relays_over_udp_with_channels_without_loss() {
             max: 43199,
         },
     );
+}
+
+/// With the default window the shards wait for more datagrams after busy wakes (hundreds
+/// of wakes, each a few microseconds of work against a 200 µs window); with none they never
+/// do, and both relay everything.
+#[test]
+fn coalescing_waits_only_when_on_and_loses_nothing() {
+    let on = relays_everything_with(
+        &[],
+        PortRange {
+            min: 44000,
+            max: 44199,
+        },
+        turn_relay::DEFAULT_COALESCE,
+    );
+    let off = relays_everything_with(
+        &[],
+        PortRange {
+            min: 44200,
+            max: 44399,
+        },
+        Duration::ZERO,
+    );
+    if tool("turnutils_uclient").is_some() {
+        assert!(on > 0, "no coalescing wait with the default window");
+        assert_eq!(off, 0, "a zero window waited");
+    }
 }
 
 #[test]
@@ -276,12 +320,12 @@ fn uclient_relays_over_tls_without_loss() {
         cert,
         key,
     };
-    let relay = Relay::start_with(
+    let relay = Relay::configured(
         PortRange {
             min: 43800,
             max: 43999,
         },
-        Some(tls),
+        |c| c.tls = Some(tls),
     );
     let tls_addr = relay.server.as_ref().unwrap().tls_addr.unwrap();
     let peer = Peer::start(&peer_bin);
