@@ -130,11 +130,15 @@ fn a_server_dying_mid_chat_run_fails_clearly_with_a_partial_report() {
     let json = dir.path().join("died.json");
     let run = long_chat(&server, &json, &["--server-pid", &pid]);
     // Whichever the run noticed first: the sampled pid gone, or every connection closed.
+    // The server counts a message delivered once it has routed it: perhaps before writing it
+    // to the recipient's connection, surely before the client has read it. So the kill waits
+    // for a run of deliveries (half a second of this load), of which the client has read the
+    // first long before.
     kill_server_and_check(
         server,
         run,
         DELIVERED,
-        1.0,
+        10.0,
         &["went away", "closed all"],
         &json,
     );
