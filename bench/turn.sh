@@ -9,7 +9,8 @@
 # twice; a packet lost on the way is not counted, so loss never flatters a server). Server
 # CPU is utime + stime from /proc/PID/stat around each uclient run (allocations included).
 #
-#   bash bench/turn.sh            # Env: CLIENTS (uclient -m, 20), MSGS (-n, 5000), SIZE (-l, 200),
+#   bash bench/turn.sh            # Env: PROCS (uclient processes at once, 2),
+#                                 #      CLIENTS (each one's -m, 20), MSGS (-n, 5000), SIZE (-l, 200),
 #                                 #      PACE (-z, ms between a session's packets, 0 = unpaced),
 #                                 #      ROUNDS (3), RELAY_PORTS (49152-65535, both servers),
 #                                 #      SB_BIN (target/release/switchboard)
@@ -19,6 +20,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+PROCS=${PROCS:-2}
 CLIENTS=${CLIENTS:-20}
 MSGS=${MSGS:-5000}
 SIZE=${SIZE:-200}
@@ -83,32 +85,43 @@ stop_server() {
   fi
 }
 
-# run KEY LABEL PORT: one uclient run against the server SERVER_PID at PORT; appends
-# "key received sent ticks" to $WORK/results. uclient picks channel numbers at random and
-# coturn refuses a rare collision (400), so a failed run is retried (twice at most).
+# run KEY LABEL PORT: one load (PROCS uclient processes at once) against the server SERVER_PID
+# at PORT; appends "key received sent ticks" to $WORK/results. uclient picks channel numbers at
+# random and coturn refuses a rare collision (400), so a failed load is retried (twice at most).
 run() {
-  local key=$1 name=$2 port=$3 before after out sent recv try
+  local key=$1 name=$2 port=$3 before after sent recv try p pids failed
   for try in 1 2 3; do
     before=$(cpu_ticks "$SERVER_PID")
-    out=$(taskset -c 1 turnutils_uclient -e 127.0.0.1 -r "$PEER_PORT" -u bench -W "$SECRET" \
-      -m "$CLIENTS" -n "$MSGS" -l "$SIZE" -z "$PACE" -p "$port" 127.0.0.1 2>&1 || true)
+    pids=()
+    for p in $(seq "$PROCS"); do
+      taskset -c 1 turnutils_uclient -e 127.0.0.1 -r "$PEER_PORT" -u bench -W "$SECRET" \
+        -m "$CLIENTS" -n "$MSGS" -l "$SIZE" -z "$PACE" -p "$port" 127.0.0.1 >"$WORK/uclient.$p" 2>&1 &
+      pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || true; done
     after=$(cpu_ticks "$SERVER_PID")
-    sent=$(grep -o 'tot_send_msgs=[0-9]*' <<<"$out" | tail -1 | cut -d= -f2 || true)
-    recv=$(grep -o 'tot_recv_msgs=[0-9]*' <<<"$out" | tail -1 | cut -d= -f2 || true)
-    if [[ -n "$sent" && "$sent" -gt 0 ]]; then
+    sent=0 recv=0 failed=0
+    for p in $(seq "$PROCS"); do
+      local s r
+      s=$(grep -o 'tot_send_msgs=[0-9]*' "$WORK/uclient.$p" | tail -1 | cut -d= -f2 || true)
+      r=$(grep -o 'tot_recv_msgs=[0-9]*' "$WORK/uclient.$p" | tail -1 | cut -d= -f2 || true)
+      if [[ -z "$s" || "$s" -eq 0 ]]; then failed=$p; break; fi
+      sent=$((sent + s)) recv=$((recv + r))
+    done
+    if [[ $failed == 0 ]]; then
       echo "$key $recv $sent $((after - before))" >>"$WORK/results"
       awk -v n="$name" -v s="$sent" -v r="$recv" -v t="$((after - before))" 'BEGIN {
         printf "%-12s sent %d, echoed %d (lost %.1f %%), server CPU %.2f s, %.2f us per relayed packet\n",
           n, s, r, (s - r) * 100 / s, t / 100, (r > 0 ? t * 1e4 / (2 * r) : 0) }'
       return
     fi
-    echo "$name: uclient failed (try $try): $(grep -i error <<<"$out" | tail -1)" >&2
+    echo "$name: uclient $failed failed (try $try): $(grep -i error "$WORK/uclient.$failed" | tail -1)" >&2
   done
   exit 1
 }
 
 LOAD=$(cut -d' ' -f1 /proc/loadavg)
-echo "TURN: $CLIENTS uclient sessions x $MSGS packets of $SIZE bytes (-z $PACE), $ROUNDS rounds; load average $LOAD"
+echo "TURN: $PROCS uclient processes x $CLIENTS sessions x $MSGS packets of $SIZE bytes (-z $PACE), $ROUNDS rounds; load average $LOAD"
 for _ in $(seq "$ROUNDS"); do
   start_switchboard
   run switchboard switchboard "$SB_PORT"
@@ -141,7 +154,7 @@ if [[ $README == 1 ]]; then
   {
     echo "<!-- bench/turn.sh --readme: generated block, do not edit by hand -->"
     echo "**TURN relay** ($(date -u +%Y-%m-%d), load average $LOAD at the start; \`bash bench/turn.sh --readme\`,"
-    echo "CLIENTS=$CLIENTS MSGS=$MSGS SIZE=$SIZE PACE=$PACE ROUNDS=$ROUNDS: UDP, channels, coturn's \`turnutils_uclient\`"
+    echo "PROCS=$PROCS CLIENTS=$CLIENTS MSGS=$MSGS SIZE=$SIZE PACE=$PACE ROUNDS=$ROUNDS: UDP, channels, PROCS of coturn's \`turnutils_uclient\` at once (CLIENTS sessions each)"
     echo "with its defaults (RTP/RTCP pairs with EVEN-PORT and RESERVATION-TOKEN), \`-z $PACE\`, echoed by"
     echo "\`turnutils_peer\`; coturn from \`bench/peers/coturn.sh\`; relayed = 2 × echoed, totals over the rounds):"
     echo
