@@ -21,6 +21,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PROCS=${PROCS:-2}
+[[ "$PROCS" =~ ^[1-9][0-9]*$ ]] || { echo "PROCS must be a positive number (got $PROCS)" >&2; exit 2; }
 CLIENTS=${CLIENTS:-20}
 MSGS=${MSGS:-5000}
 SIZE=${SIZE:-200}
@@ -42,10 +43,11 @@ bash "$ROOT/bench/peers/coturn.sh" install
 COTURN_VERSION=$(dpkg-query -W -f='${Version}' coturn | sed 's/-.*//')
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/switchboard-turn-bench.XXXXXX")"
 PIDS=()
+UCLIENTS=()
 COTURN_UP=0
 cleanup() {
   local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}" "${UCLIENTS[@]}"; do kill "$p" 2>/dev/null || true; done
   bash "$ROOT/bench/peers/coturn.sh" stop "$WORK/coturn" || true
   rm -rf "$WORK"
 }
@@ -89,16 +91,17 @@ stop_server() {
 # at PORT; appends "key received sent ticks" to $WORK/results. uclient picks channel numbers at
 # random and coturn refuses a rare collision (400), so a failed load is retried (twice at most).
 run() {
-  local key=$1 name=$2 port=$3 before after sent recv try p pids failed
+  local key=$1 name=$2 port=$3 before after sent recv try p failed
   for try in 1 2 3; do
     before=$(cpu_ticks "$SERVER_PID")
-    pids=()
+    UCLIENTS=()
     for p in $(seq "$PROCS"); do
       taskset -c 1 turnutils_uclient -e 127.0.0.1 -r "$PEER_PORT" -u bench -W "$SECRET" \
         -m "$CLIENTS" -n "$MSGS" -l "$SIZE" -z "$PACE" -p "$port" 127.0.0.1 >"$WORK/uclient.$p" 2>&1 &
-      pids+=($!)
+      UCLIENTS+=($!)
     done
-    for p in "${pids[@]}"; do wait "$p" || true; done
+    for p in "${UCLIENTS[@]}"; do wait "$p" || true; done
+    UCLIENTS=()
     after=$(cpu_ticks "$SERVER_PID")
     sent=0 recv=0 failed=0
     for p in $(seq "$PROCS"); do

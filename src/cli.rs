@@ -334,9 +334,9 @@ pub struct TurnArgs {
     /// UDP listener sockets (SO_REUSEPORT) and threads [default: cores, at most 8].
     #[arg(long, env = "SWITCHBOARD_TURN_WORKERS", value_name = "N")]
     pub turn_workers: Option<usize>,
-    /// Receive coalescing window in microseconds: a busy relay reads its sockets at most
-    /// once per window, trading at most this much delay for larger batches; 0 turns it
-    /// off [default: 200].
+    /// Receive coalescing window in microseconds, at most 1000: a busy relay reads its
+    /// sockets at most once per window, trading at most this much delay per packet for
+    /// larger batches; 0 turns it off [default: 200].
     #[arg(
         long,
         env = "SWITCHBOARD_TURN_COALESCE_US",

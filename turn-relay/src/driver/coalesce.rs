@@ -61,22 +61,28 @@ pub(crate) fn hooks(
     impl Fn() + Send + Sync + 'static,
     impl Fn() + Send + Sync + 'static,
 ) {
-    let park = move || {
-        let wake = WAKE.with(Cell::get);
-        if let Some(pause) = wait(window, wake.at, wake.handled, Instant::now()) {
-            waits.inc();
-            std::thread::sleep(pause);
-        }
-    };
-    let unpark = || {
-        WAKE.with(|w| {
-            w.set(Wake {
-                at: Instant::now(),
-                handled: 0,
-            })
-        })
-    };
+    let park = move || on_park(window, &waits, Instant::now(), std::thread::sleep);
+    let unpark = || on_unpark(Instant::now());
     (park, unpark)
+}
+
+/// About to park: waits out the window (through `sleep`) if this wake handled anything.
+fn on_park(window: Duration, waits: &Counter, now: Instant, sleep: impl FnOnce(Duration)) {
+    let wake = WAKE.with(Cell::get);
+    if let Some(pause) = wait(window, wake.at, wake.handled, now) {
+        waits.inc();
+        sleep(pause);
+    }
+}
+
+/// Woke: a new wake starts, with nothing handled yet.
+fn on_unpark(now: Instant) {
+    WAKE.with(|w| {
+        w.set(Wake {
+            at: now,
+            handled: 0,
+        })
+    });
 }
 
 #[cfg(test)]
@@ -112,18 +118,27 @@ mod tests {
     }
 
     #[test]
-    fn the_hooks_count_handled_datagrams_per_wake() {
+    fn each_wake_counts_its_own_datagrams() {
         let waits = Counter::default();
-        let (park, unpark) = hooks(Duration::from_millis(1), waits.clone());
-        unpark();
-        park();
-        assert_eq!(waits.get(), 0, "nothing handled: no wait");
-        unpark();
-        handled(3);
-        park();
-        assert_eq!(waits.get(), 1, "datagrams handled: a wait");
-        unpark();
-        park();
-        assert_eq!(waits.get(), 1, "a new wake starts from zero");
+        let mut slept = Vec::new();
+        let woke = Instant::now();
+        on_unpark(woke);
+        on_park(WINDOW, &waits, woke, |d| slept.push(d));
+        assert!(slept.is_empty(), "nothing handled: no wait");
+        on_unpark(woke);
+        handled(2);
+        handled(1);
+        on_park(WINDOW, &waits, woke + Duration::from_micros(40), |d| {
+            slept.push(d)
+        });
+        assert_eq!(
+            slept,
+            [Duration::from_micros(60)],
+            "datagrams handled: the rest of the window"
+        );
+        on_unpark(woke + WINDOW);
+        on_park(WINDOW, &waits, woke + WINDOW, |d| slept.push(d));
+        assert_eq!(slept.len(), 1, "a new wake starts from zero");
+        assert_eq!(waits.get(), 1);
     }
 }

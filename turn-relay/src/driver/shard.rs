@@ -302,6 +302,8 @@ pub(crate) async fn listener_loop(shard: Rc<Shard>) {
             }
         }
         drop(ready);
+        // Only a socket with more to read yields: a yield makes the runtime poll the reactor
+        // without parking, which would skip the coalescing wait (driver::coalesce) each time.
         if busy {
             tokio::task::yield_now().await;
         }
@@ -343,6 +345,8 @@ async fn relay_loop(shard: Rc<Shard>, id: AllocationId, io: Rc<UdpIo>) {
             }
         }
         drop(ready);
+        // Only a socket with more to read yields: a yield makes the runtime poll the reactor
+        // without parking, which would skip the coalescing wait (driver::coalesce) each time.
         if busy {
             tokio::task::yield_now().await;
         }

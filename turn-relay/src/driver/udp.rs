@@ -57,7 +57,10 @@ impl UdpIo {
 
     pub fn relay(socket: std::net::UdpSocket) -> io::Result<Self> {
         let io = Self::new(socket, RELAY_BUFFER)?;
-        without_receive_cmsgs(io.socket.get_ref())?;
+        // An optimisation only: a socket that keeps its cmsgs still relays.
+        if let Err(e) = without_receive_cmsgs(io.socket.get_ref()) {
+            tracing::debug!(error = %e, "relayed socket keeps its receive cmsgs");
+        }
         Ok(io)
     }
 
@@ -487,6 +490,61 @@ mod tests {
             sent.iter().map(|s| s.2.len()).sum::<usize>(),
             GSO_SEGMENTS + 1 + OUTBOX_GROUPS
         );
+    }
+
+    /// A relayed socket, IPv4 or IPv6, asks for no receive cmsgs and still receives.
+    #[test]
+    fn relayed_sockets_receive_without_cmsgs() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        let _guard = runtime.enter();
+        for (local, level, name) in [
+            ("127.0.0.1:0", libc::IPPROTO_IP, libc::IP_PKTINFO),
+            ("[::1]:0", libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO),
+        ] {
+            let relay = UdpIo::relay(bind_udp(local.parse().unwrap()).unwrap()).unwrap();
+            assert_eq!(
+                int_option(relay.socket.get_ref(), level, name),
+                0,
+                "{local}"
+            );
+            let to = relay.socket.get_ref().local_addr().unwrap();
+            let sender = std::net::UdpSocket::bind(local).unwrap();
+            sender.send_to(b"relayed", to).unwrap();
+            let mut bufs = RecvBuffers::new();
+            let n = loop {
+                let mut ready = runtime.block_on(relay.readable()).unwrap();
+                match relay.recv(&mut ready, &mut bufs).unwrap() {
+                    Received::More(n) | Received::Drained(n) if n > 0 => break n,
+                    _ => continue,
+                }
+            };
+            assert_eq!(n, 1);
+            let (from, dst_ip, mut datagrams) = bufs.datagrams(0);
+            assert_eq!(from, sender.local_addr().unwrap());
+            assert_eq!(dst_ip, None, "no PKTINFO cmsg: {local}");
+            assert_eq!(datagrams.next(), Some(&b"relayed"[..]));
+        }
+    }
+
+    fn int_option(socket: &std::net::UdpSocket, level: libc::c_int, name: libc::c_int) -> i32 {
+        use std::os::fd::AsRawFd;
+        let mut value: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a valid descriptor, and a pointer to an `int` with its size.
+        let rc = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                level,
+                name,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "getsockopt: {}", io::Error::last_os_error());
+        value
     }
 
     /// A GSO send reaches a plain socket as separate datagrams of the segment size.
