@@ -492,13 +492,18 @@ mod tests {
         );
     }
 
+    /// A runtime with a reactor, for `UdpIo` (entered by the caller).
+    fn io_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap()
+    }
+
     /// A relayed socket, IPv4 or IPv6, asks for no receive cmsgs and still receives.
     #[test]
     fn relayed_sockets_receive_without_cmsgs() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .unwrap();
+        let runtime = io_runtime();
         let _guard = runtime.enter();
         for (local, level, name) in [
             ("127.0.0.1:0", libc::IPPROTO_IP, libc::IP_PKTINFO),
@@ -550,10 +555,7 @@ mod tests {
     /// A GSO send reaches a plain socket as separate datagrams of the segment size.
     #[test]
     fn segmented_send_arrives_as_datagrams() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .unwrap();
+        let runtime = io_runtime();
         let _guard = runtime.enter();
         let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         // Guards against a hang only.
