@@ -1347,18 +1347,6 @@ impl Room {
         if t.source != src || !t.enabled || paused {
             return;
         }
-        // Our payload type for the publisher's codec, matched once per payload type.
-        let local_pt = match t.pt_map.iter().find(|(p, _)| *p == src_params.pt()) {
-            Some((_, local)) => *local,
-            None => {
-                let local = rtc.codec_config().match_params(src_params).map(|p| p.pt());
-                t.pt_map.push((src_params.pt(), local));
-                local
-            }
-        };
-        let Some(local_pt) = local_pt else {
-            return;
-        };
         let verdict = match info.kind {
             MediaKind::Audio => Verdict::Forward,
             MediaKind::Video => t.layer.on_packet(info.layer, info.keyframe),
@@ -1384,6 +1372,19 @@ impl Room {
                 return;
             }
         }
+        // Our payload type for the publisher's codec (only for what is forwarded), matched
+        // once per payload type.
+        let local_pt = match t.pt_map.iter().find(|(p, _)| *p == src_params.pt()) {
+            Some((_, local)) => *local,
+            None => {
+                let local = rtc.codec_config().match_params(src_params).map(|p| p.pt());
+                t.pt_map.push((src_params.pt(), local));
+                local
+            }
+        };
+        let Some(local_pt) = local_pt else {
+            return;
+        };
         let Some(out) = t.rewriter.rewrite(
             switched,
             *pkt.seq_no,

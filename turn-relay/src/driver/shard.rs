@@ -267,7 +267,7 @@ pub(crate) async fn listener_loop(shard: Rc<Shard>) {
                 return;
             }
         };
-        let mut busy = true;
+        let mut more = true;
         for _ in 0..IO_LOOP_BOUND {
             let mut bufs = shard.bufs.borrow_mut();
             let (n, drained) = match shard.listener.recv(&mut ready, &mut bufs) {
@@ -297,16 +297,12 @@ pub(crate) async fn listener_loop(shard: Rc<Shard>) {
             shard.flush();
             shard.server.borrow_mut().flush_stats();
             if drained {
-                busy = false;
+                more = false;
                 break;
             }
         }
         drop(ready);
-        // Only a socket with more to read yields: a yield makes the runtime poll the reactor
-        // without parking, which would skip the coalescing wait (driver::coalesce) each time.
-        if busy {
-            tokio::task::yield_now().await;
-        }
+        yield_if_more(more).await;
     }
 }
 
@@ -316,7 +312,7 @@ async fn relay_loop(shard: Rc<Shard>, id: AllocationId, io: Rc<UdpIo>) {
         let Ok(mut ready) = io.readable().await else {
             return;
         };
-        let mut busy = true;
+        let mut more = true;
         for _ in 0..IO_LOOP_BOUND {
             let mut bufs = shard.bufs.borrow_mut();
             let (n, drained) = match io.recv(&mut ready, &mut bufs) {
@@ -340,16 +336,21 @@ async fn relay_loop(shard: Rc<Shard>, id: AllocationId, io: Rc<UdpIo>) {
             drop((server, out, bufs));
             shard.flush();
             if drained {
-                busy = false;
+                more = false;
                 break;
             }
         }
         drop(ready);
-        // Only a socket with more to read yields: a yield makes the runtime poll the reactor
-        // without parking, which would skip the coalescing wait (driver::coalesce) each time.
-        if busy {
-            tokio::task::yield_now().await;
-        }
+        yield_if_more(more).await;
+    }
+}
+
+/// Ends a socket's turn: only a socket with more to read yields (IO_LOOP_BOUND fairness). A
+/// yield makes the runtime poll the reactor without parking, which would skip the coalescing
+/// wait (`driver::coalesce`) every time; a drained socket just awaits readiness again.
+async fn yield_if_more(more: bool) {
+    if more {
+        tokio::task::yield_now().await;
     }
 }
 
