@@ -32,6 +32,43 @@ START=$SECONDS
 log() { printf '\n==> %s\n' "$*"; }
 warn() { printf 'WARNING: %s\n' "$*" >&2; }
 
+# Repeats why each test failed next to the summary: CI keeps only the tail of a long log, and a
+# node suite whose `before` hook failed shows its error only after its cancelled subtests.
+print_failure_digest() {
+  local digest
+  digest="$(
+    if [[ -f "$LOG_DIR/cargo-test.log" ]]; then
+      # "---- name stdout ----", then the panic line and its message up to the backtrace note.
+      awk '/^---- .* stdout ----$/ { name = $2; n = 0; next }
+           name != "" && /panicked at/ { print "cargo test " name ": " $0; n = 6; next }
+           /^note: run with|^failures:$/ { n = 0 }
+           n > 0 && NF { print "    " $0; n-- }' "$LOG_DIR/cargo-test.log"
+    fi
+    local nlog
+    for nlog in "$LOG_DIR/node-test.log" "$LOG_DIR/node-browser.log"; do
+      [[ -f "$nlog" ]] || continue
+      # A TAP "not ok" line, then its YAML block ("---" to "..."): keep the failure type, the
+      # error (with its continuation lines) and expected/actual. Subtests cancelled because
+      # their suite failed, and suites that failed only through a subtest, add nothing.
+      awk '/^ *not ok / { title = $0; sub(/^ */, "", title); block = ""; inblock = 1; skip = 0; lines = 0; keep = 0; next }
+           !inblock { next }
+           /^ *---$/ { match($0, /^ */); indent = RLENGTH; next }
+           /^ *\.\.\.$/ { if (!skip) { print "node: " title; printf "%s", block } inblock = 0; next }
+           /failureType: .(cancelledByParent|subtestsFailed)./ { skip = 1 }
+           { match($0, /^ */); deeper = RLENGTH > indent }
+           !deeper { keep = ($0 ~ /^ *(failureType|error|expected|actual):/) }
+           keep && lines < 12 { line = $0; sub(/^ */, "", line); block = block "    " substr(line, 1, 300) "\n"; lines++ }' "$nlog"
+    done
+    if [[ -f "$LOG_DIR/pytest.log" ]]; then
+      grep -E '^(FAILED|ERROR) ' "$LOG_DIR/pytest.log" | sed 's/^/pytest: /'
+    fi
+  )"
+  [[ -n "$digest" ]] || return 0
+  echo
+  echo "==================== why tests failed (first lines) ===================="
+  head -n 80 <<<"$digest"
+}
+
 print_summary() {
   local rc=$?
   local passed=0 failed=0 skipped=0 n
@@ -63,6 +100,7 @@ print_summary() {
       esac
     done
   fi
+  print_failure_digest
   rm -rf "$LOG_DIR"
   echo
   echo "==================== Switchboard test summary ===================="

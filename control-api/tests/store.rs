@@ -343,7 +343,7 @@ async fn postgres_store() {
         .await
         .unwrap();
     admin
-        .execute(format!("CREATE DATABASE {database}").as_str())
+        .execute(format!("CREATE DATABASE {database} TEMPLATE template0").as_str())
         .await
         .unwrap();
     let url = match admin_url.rsplit_once('/') {

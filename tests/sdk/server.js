@@ -254,7 +254,8 @@ function createPgDatabase(baseUrl) {
       else resolve(stdout);
     });
   });
-  return psql(`CREATE DATABASE ${name}`).then(() => ({
+  // template0 accepts no connections, so no session on template1 can make CREATE DATABASE fail.
+  return psql(`CREATE DATABASE ${name} TEMPLATE template0`).then(() => ({
     url: url.toString(),
     drop: () => psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
   }));

@@ -283,7 +283,7 @@ impl PgDatabase {
             .expect("connect to PostgreSQL");
         for sql in [
             format!("DROP DATABASE IF EXISTS {name}"),
-            format!("CREATE DATABASE {name}"),
+            format!("CREATE DATABASE {name} TEMPLATE template0"),
         ] {
             admin.execute(sql.as_str()).await.expect("create database");
         }

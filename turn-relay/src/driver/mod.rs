@@ -142,16 +142,30 @@ impl TurnServer {
     }
 }
 
+/// With port 0, how many kernel-picked UDP ports to try for the TCP listener too: any TCP
+/// socket on that port number (a client's ephemeral port, say) makes the TCP bind fail.
+const SHARED_PORT_ATTEMPTS: usize = 32;
+
 /// Binds every shard's sockets. With port 0 the first bind picks the port and the rest
 /// join it; UDP and TCP share the port number.
 fn bind_all(config: &TurnConfig) -> io::Result<Vec<ShardSockets>> {
-    let mut listen = config.listen;
+    let (first_udp, first_tcp, listen) = bind_same_port(
+        config.listen,
+        |addr| {
+            let udp = udp::bind_udp_shared(addr)?;
+            let bound = udp.local_addr()?;
+            Ok((udp, bound))
+        },
+        udp::bind_tcp_shared,
+    )?;
+    let mut first = Some((first_udp, first_tcp));
     let mut tls_listen = config.tls.as_ref().map(|t| t.addr);
     let mut out = Vec::with_capacity(config.workers);
     for _ in 0..config.workers {
-        let udp = udp::bind_udp_shared(listen)?;
-        listen = udp.local_addr()?;
-        let tcp = udp::bind_tcp_shared(listen)?;
+        let (udp, tcp) = match first.take() {
+            Some(pair) => pair,
+            None => (udp::bind_udp_shared(listen)?, udp::bind_tcp_shared(listen)?),
+        };
         let tls = match tls_listen {
             Some(addr) => {
                 let l = udp::bind_tcp_shared(addr)?;
@@ -163,4 +177,107 @@ fn bind_all(config: &TurnConfig) -> io::Result<Vec<ShardSockets>> {
         out.push(ShardSockets { udp, tcp, tls });
     }
     Ok(out)
+}
+
+/// Binds a UDP socket on `addr`, then a TCP listener on the port it got. With port 0 a
+/// taken TCP port means another pick; the refused UDP sockets stay open until the end so
+/// the kernel cannot hand the same port back.
+fn bind_same_port<U, T>(
+    addr: SocketAddr,
+    mut bind_udp: impl FnMut(SocketAddr) -> io::Result<(U, SocketAddr)>,
+    mut bind_tcp: impl FnMut(SocketAddr) -> io::Result<T>,
+) -> io::Result<(U, T, SocketAddr)> {
+    let attempts = if addr.port() == 0 {
+        SHARED_PORT_ATTEMPTS
+    } else {
+        1
+    };
+    let mut refused = Vec::new();
+    for _ in 0..attempts {
+        let (udp, bound) = bind_udp(addr)?;
+        match bind_tcp(bound) {
+            Ok(tcp) => return Ok((udp, tcp, bound)),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && attempts > 1 => refused.push(udp),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        format!(
+            "no free port for both UDP and TCP on {} after {attempts} tries",
+            addr.ip()
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// UDP binds that hand out 40000, 40001, …; TCP binds refused for the ports in `taken`.
+    fn run(addr: SocketAddr, taken: &[u16]) -> (io::Result<(u16, u16, SocketAddr)>, Vec<u16>) {
+        let mut next = 40000;
+        let mut tcp_tries = Vec::new();
+        let result = bind_same_port(
+            addr,
+            |a| {
+                let port = if a.port() == 0 { next } else { a.port() };
+                next += 1;
+                Ok((port, at(port)))
+            },
+            |a| {
+                tcp_tries.push(a.port());
+                if taken.contains(&a.port()) {
+                    Err(io::ErrorKind::AddrInUse.into())
+                } else {
+                    Ok(a.port())
+                }
+            },
+        );
+        (result, tcp_tries)
+    }
+
+    #[test]
+    fn a_picked_port_taken_for_tcp_is_picked_again() {
+        let (result, tries) = run(at(0), &[40000, 40001]);
+        let (udp, tcp, bound) = result.unwrap();
+        assert_eq!((udp, tcp, bound), (40002, 40002, at(40002)));
+        assert_eq!(tries, [40000, 40001, 40002]);
+    }
+
+    #[test]
+    fn an_explicit_port_taken_for_tcp_is_an_error_at_once() {
+        let (result, tries) = run(at(3478), &[3478]);
+        assert_eq!(result.unwrap_err().kind(), io::ErrorKind::AddrInUse);
+        assert_eq!(tries, [3478]);
+    }
+
+    #[test]
+    fn picking_gives_up_after_the_attempt_bound() {
+        let taken: Vec<u16> = (40000..40000 + SHARED_PORT_ATTEMPTS as u16).collect();
+        let (result, tries) = run(at(0), &taken);
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        assert!(err.to_string().contains("UDP and TCP"), "{err}");
+        assert_eq!(tries.len(), SHARED_PORT_ATTEMPTS);
+    }
+
+    #[test]
+    fn other_tcp_errors_are_not_retried() {
+        let mut tries = 0;
+        let result = bind_same_port(
+            at(0),
+            |_| Ok(((), at(40000))),
+            |_| -> io::Result<()> {
+                tries += 1;
+                Err(io::ErrorKind::PermissionDenied.into())
+            },
+        );
+        assert_eq!(result.unwrap_err().kind(), io::ErrorKind::PermissionDenied);
+        assert_eq!(tries, 1);
+    }
 }
