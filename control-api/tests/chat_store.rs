@@ -254,8 +254,12 @@ async fn exercise(store: &SqlStore) {
         .is_empty());
 
     // History as one user sees it, with filters and paging.
-    let (page, total) = store
+    let page = store
         .list_messages(app, ben, D1, &message_query())
+        .await
+        .unwrap();
+    let total = store
+        .count_messages(app, ben, D1, &message_query())
         .await
         .unwrap();
     assert_eq!(total, 2);
@@ -272,17 +276,22 @@ async fn exercise(store: &SqlStore) {
         },
     )
     .unwrap();
-    let (page, _) = store.list_messages(app, ben, D1, &q).await.unwrap();
+    let page = store.list_messages(app, ben, D1, &q).await.unwrap();
     assert_eq!(page.len(), 1);
+    assert_eq!(store.count_messages(app, ben, D1, &q).await.unwrap(), 1);
     assert_eq!(page[0].id, M2);
     store.delete_messages_for(app, ben, &ids).await.unwrap();
-    let (page, total) = store
+    let page = store
         .list_messages(app, ben, D1, &message_query())
         .await
         .unwrap();
+    let total = store
+        .count_messages(app, ben, D1, &message_query())
+        .await
+        .unwrap();
     assert_eq!((page.len(), total), (1, 1));
-    let (_, total) = store
-        .list_messages(app, ann, D1, &message_query())
+    let total = store
+        .count_messages(app, ann, D1, &message_query())
         .await
         .unwrap();
     assert_eq!(total, 2);
@@ -354,6 +363,7 @@ async fn sqlite_chat_store() {
     let store = open_store("sqlite", dir.path()).await.unwrap();
     exercise(&store).await;
     group_commit(&store).await;
+    dialog_visibility(&store).await;
     store.close().await;
 }
 
@@ -386,12 +396,106 @@ async fn postgres_chat_store() {
     let store = open_store(&url, std::path::Path::new(".")).await.unwrap();
     exercise(&store).await;
     group_commit(&store).await;
+    dialog_visibility(&store).await;
     store.close().await;
     admin
         // FORCE: a pool connection that saw a failed transaction may still be closing.
         .execute(format!("DROP DATABASE {database} WITH (FORCE)").as_str())
         .await
         .unwrap();
+}
+
+/// A user's dialog list: the application's public dialogs and the user's own that they did
+/// not hide, each once (a public dialog they occupy too), never another application's.
+async fn dialog_visibility(store: &SqlStore) {
+    let mut apps = Vec::new();
+    for name in ["visible", "other"] {
+        let app = store
+            .insert_app(NewApp {
+                name: name.into(),
+                auth_key: format!("{name}-k"),
+                auth_secret: "s".into(),
+                account_key: format!("{name}-a"),
+                is_default: false,
+                created_at: t0(),
+            })
+            .await
+            .unwrap()
+            .id;
+        apps.push(app);
+    }
+    let (app, other) = (apps[0], apps[1]);
+    let (ann, ben, cat) = (
+        user(store, app, "ann").await,
+        user(store, app, "ben").await,
+        user(store, app, "cat").await,
+    );
+    let stranger = user(store, other, "dan").await;
+    let dialogs = [
+        (
+            "ccccccccccccccccccccccc1",
+            app,
+            DialogType::Public,
+            vec![ann],
+        ),
+        (
+            "ccccccccccccccccccccccc2",
+            app,
+            DialogType::Public,
+            vec![cat],
+        ),
+        (
+            "ccccccccccccccccccccccc3",
+            app,
+            DialogType::Group,
+            vec![ann, ben],
+        ),
+        (
+            "ccccccccccccccccccccccc4",
+            app,
+            DialogType::Group,
+            vec![ben, cat],
+        ),
+        (
+            "ccccccccccccccccccccccc5",
+            app,
+            DialogType::Private,
+            vec![ann, cat],
+        ),
+        (
+            "ccccccccccccccccccccccc6",
+            app,
+            DialogType::Private,
+            vec![ann, ben],
+        ),
+        (
+            "ccccccccccccccccccccccc7",
+            other,
+            DialogType::Public,
+            vec![stranger],
+        ),
+    ];
+    for (id, app, kind, occupants) in &dialogs {
+        store
+            .insert_dialog(&dialog(id, *app, *kind, occupants))
+            .await
+            .unwrap();
+    }
+    store
+        .hide_dialog(app, "ccccccccccccccccccccccc6", ann, true)
+        .await
+        .unwrap();
+    let (listed, total) = store.list_dialogs(app, ann, &dialog_query()).await.unwrap();
+    let mut ids: Vec<&str> = listed.iter().map(|d| &d.id[21..]).collect();
+    ids.sort();
+    assert_eq!(ids, ["cc1", "cc2", "cc3", "cc5"]);
+    assert_eq!(total, 4);
+    let (listed, total) = store
+        .list_dialogs(other, stranger, &dialog_query())
+        .await
+        .unwrap();
+    assert_eq!((listed.len(), total), (1, 1));
+    assert_eq!(listed[0].id, "ccccccccccccccccccccccc7");
 }
 
 /// Messages posted at once share transactions: each still gets its own outcome (a taken
@@ -585,7 +689,7 @@ async fn xmpp_messages_land_in_history_with_their_ids() {
         .unwrap();
     assert_eq!(volatile.date_sent, 42);
     let q = message_query();
-    let (history, _) = d
+    let history = d
         .control
         .list_messages(d.app, ben, &dialog.id, &q, false)
         .await
@@ -612,7 +716,7 @@ async fn xmpp_messages_land_in_history_with_their_ids() {
         .await
         .unwrap()
         .is_empty());
-    let (history, _) = d
+    let history = d
         .control
         .list_messages(d.app, ann, &dialog.id, &q, false)
         .await

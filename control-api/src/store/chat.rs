@@ -390,6 +390,22 @@ impl SqlStore {
     }
 }
 
+/// `FROM ... WHERE ...` of a dialog's history as `user` sees it (without what they deleted
+/// for themselves), with the query's filters.
+fn history_filter(sql: &mut Sql, app: AppId, user: UserId, dialog_id: &str, query: &MessageQuery) {
+    sql.push(" FROM chat_messages m WHERE m.app_id = ")
+        .bind(Bind::Int(app.0))
+        .push(" AND m.dialog_id = ")
+        .bind(Bind::Text(dialog_id.to_string()))
+        .push(" AND NOT EXISTS (SELECT 1 FROM chat_message_states s WHERE s.message_seq = m.seq AND s.user_id = ")
+        .bind(Bind::Int(user.0))
+        .push(" AND s.deleted = 1)");
+    for f in &query.filters {
+        sql.push(" AND ");
+        push_comparison(sql, message_column(f.field), f.op, &f.values);
+    }
+}
+
 async fn write_occupants(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     dialog: &Dialog,
@@ -647,11 +663,15 @@ impl ChatStore for SqlStore {
         query: &DialogQuery,
     ) -> StoreResult<(Vec<Dialog>, i64)> {
         let filter = |sql: &mut Sql| {
-            sql.push(" FROM chat_dialogs d WHERE d.app_id = ")
+            // Public dialogs and the user's own, each found through its index and the
+            // dialogs then by id; an OR of the two would test every dialog of the app.
+            sql.push(" FROM chat_dialogs d WHERE d.id IN (SELECT p.id FROM chat_dialogs p WHERE p.app_id = ")
                 .bind(Bind::Int(app.0))
-                .push(" AND (d.dialog_type = 1 OR EXISTS (SELECT 1 FROM chat_occupants o WHERE o.dialog_id = d.id AND o.user_id = ")
+                .push(" AND p.dialog_type = 1 UNION SELECT o.dialog_id FROM chat_occupants o WHERE o.app_id = ")
+                .bind(Bind::Int(app.0))
+                .push(" AND o.user_id = ")
                 .bind(Bind::Int(user.0))
-                .push(" AND o.hidden = 0))");
+                .push(" AND o.hidden = 0)");
             for f in &query.filters {
                 sql.push(" AND ");
                 if f.field == DialogField::OccupantsIds {
@@ -720,27 +740,23 @@ impl ChatStore for SqlStore {
         user: UserId,
         dialog_id: &str,
         query: &MessageQuery,
-    ) -> StoreResult<(Vec<ChatMessage>, i64)> {
-        let filter = |sql: &mut Sql| {
-            sql.push(" FROM chat_messages m WHERE m.app_id = ")
-                .bind(Bind::Int(app.0))
-                .push(" AND m.dialog_id = ")
-                .bind(Bind::Text(dialog_id.to_string()))
-                .push(" AND NOT EXISTS (SELECT 1 FROM chat_message_states s WHERE s.message_seq = m.seq AND s.user_id = ")
-                .bind(Bind::Int(user.0))
-                .push(" AND s.deleted = 1)");
-            for f in &query.filters {
-                sql.push(" AND ");
-                push_comparison(sql, message_column(f.field), f.op, &f.values);
-            }
-        };
-        let total = self.count_rows(&filter).await?;
-
+    ) -> StoreResult<Vec<ChatMessage>> {
         let mut page = Sql::default();
         page.push(&format!("SELECT {}", columns(&MESSAGE_COLUMNS, "m")));
-        filter(&mut page);
+        history_filter(&mut page, app, user, dialog_id, query);
         push_order(&mut page, query, message_column(query.sort.field), "m.seq");
-        Ok((self.fetch_messages(&page).await?, total))
+        self.fetch_messages(&page).await
+    }
+
+    async fn count_messages(
+        &self,
+        app: AppId,
+        user: UserId,
+        dialog_id: &str,
+        query: &MessageQuery,
+    ) -> StoreResult<i64> {
+        self.count_rows(&|sql: &mut Sql| history_filter(sql, app, user, dialog_id, query))
+            .await
     }
 
     async fn mark_messages(

@@ -174,7 +174,7 @@ async fn send_history(session: &Session, request: &Element, room: &RoomAddr) {
         .list_messages(me.app, me.user, &room.dialog, &query, false)
         .await
     {
-        Ok((messages, _)) => messages,
+        Ok(messages) => messages,
         Err(e) => return tracing::debug!(error = %e, "room history unavailable"),
     };
     let domain = &session.ctx.domain;

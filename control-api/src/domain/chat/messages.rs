@@ -165,9 +165,9 @@ impl ControlPlane {
         dialog_id: &str,
         query: &MessageQuery,
         mark_as_read: bool,
-    ) -> Result<(Vec<ChatMessage>, i64), DomainError> {
+    ) -> Result<Vec<ChatMessage>, DomainError> {
         self.dialog_for_user(app, user, dialog_id).await?;
-        let (mut messages, total) = self.chat.list_messages(app, user, dialog_id, query).await?;
+        let mut messages = self.chat.list_messages(app, user, dialog_id, query).await?;
         if mark_as_read {
             let unread: Vec<String> = messages
                 .iter()
@@ -189,7 +189,23 @@ impl ControlPlane {
                 }
             }
         }
-        Ok((messages, total))
+        Ok(messages)
+    }
+
+    /// `GET /chat/Message.json?count=1`: how many messages of the history `user` sees
+    /// match the query's filters.
+    pub async fn count_messages(
+        &self,
+        app: AppId,
+        user: UserId,
+        dialog_id: &str,
+        query: &MessageQuery,
+    ) -> Result<i64, DomainError> {
+        self.dialog_for_user(app, user, dialog_id).await?;
+        Ok(self
+            .chat
+            .count_messages(app, user, dialog_id, query)
+            .await?)
     }
 
     /// `PUT /chat/Message/{ids}.json`: receipts for any visible message, a new body for the

@@ -69,14 +69,23 @@ pub trait ChatStore: Send + Sync + 'static {
     /// Messages by id, in one application, with their read and delivered ids.
     async fn messages(&self, app: AppId, ids: &[String]) -> StoreResult<Vec<ChatMessage>>;
     /// One page of a dialog's history as `user` sees it (without what they deleted for
-    /// themselves), and the number of matches.
+    /// themselves).
     async fn list_messages(
         &self,
         app: AppId,
         user: UserId,
         dialog_id: &str,
         query: &MessageQuery,
-    ) -> StoreResult<(Vec<ChatMessage>, i64)>;
+    ) -> StoreResult<Vec<ChatMessage>>;
+    /// How many messages of that history match the query's filters (paging ignored): a
+    /// separate call, because counting a long history costs far more than one page of it.
+    async fn count_messages(
+        &self,
+        app: AppId,
+        user: UserId,
+        dialog_id: &str,
+        query: &MessageQuery,
+    ) -> StoreResult<i64>;
     /// Sets a receipt flag for `user` on the listed messages of the dialog (`None`: all of
     /// them); returns how many messages changed.
     async fn mark_messages(

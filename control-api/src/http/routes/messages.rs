@@ -56,18 +56,20 @@ async fn list(
         .trim()
         .to_string();
     let query = MessageQuery::parse(&params.0, DEFAULT_SORT)?;
-    let count_only = params.get("count").is_some_and(|c| c.trim() == "1");
-    let mark_as_read = !count_only
-        && !params
-            .get("mark_as_read")
-            .is_some_and(|m| matches!(m.trim(), "0" | "false"));
-    let (messages, total) = state
+    if params.get("count").is_some_and(|c| c.trim() == "1") {
+        let total = state
+            .control
+            .count_messages(caller.app_id(), user, &dialog, &query)
+            .await?;
+        return Ok(Json(json!({ "items_count": total })));
+    }
+    let mark_as_read = !params
+        .get("mark_as_read")
+        .is_some_and(|m| matches!(m.trim(), "0" | "false"));
+    let messages = state
         .control
         .list_messages(caller.app_id(), user, &dialog, &query, mark_as_read)
         .await?;
-    if count_only {
-        return Ok(Json(json!({ "items_count": total })));
-    }
     let items: Vec<Value> = messages
         .iter()
         .map(|m| wire_chat::message(m, user))
