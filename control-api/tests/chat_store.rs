@@ -431,60 +431,24 @@ async fn dialog_visibility(store: &SqlStore) {
         user(store, app, "cat").await,
     );
     let stranger = user(store, other, "dan").await;
+    // Dialog n is "ccc…c{n}"; the list shows each by its last three characters.
+    let id = |n: u8| format!("ccccccccccccccccccccccc{n}");
     let dialogs = [
-        (
-            "ccccccccccccccccccccccc1",
-            app,
-            DialogType::Public,
-            vec![ann],
-        ),
-        (
-            "ccccccccccccccccccccccc2",
-            app,
-            DialogType::Public,
-            vec![cat],
-        ),
-        (
-            "ccccccccccccccccccccccc3",
-            app,
-            DialogType::Group,
-            vec![ann, ben],
-        ),
-        (
-            "ccccccccccccccccccccccc4",
-            app,
-            DialogType::Group,
-            vec![ben, cat],
-        ),
-        (
-            "ccccccccccccccccccccccc5",
-            app,
-            DialogType::Private,
-            vec![ann, cat],
-        ),
-        (
-            "ccccccccccccccccccccccc6",
-            app,
-            DialogType::Private,
-            vec![ann, ben],
-        ),
-        (
-            "ccccccccccccccccccccccc7",
-            other,
-            DialogType::Public,
-            vec![stranger],
-        ),
+        (1, app, DialogType::Public, vec![ann]),
+        (2, app, DialogType::Public, vec![cat]),
+        (3, app, DialogType::Group, vec![ann, ben]),
+        (4, app, DialogType::Group, vec![ben, cat]),
+        (5, app, DialogType::Private, vec![ann, cat]),
+        (6, app, DialogType::Private, vec![ann, ben]),
+        (7, other, DialogType::Public, vec![stranger]),
     ];
-    for (id, app, kind, occupants) in &dialogs {
+    for (n, app, kind, occupants) in &dialogs {
         store
-            .insert_dialog(&dialog(id, *app, *kind, occupants))
+            .insert_dialog(&dialog(&id(*n), *app, *kind, occupants))
             .await
             .unwrap();
     }
-    store
-        .hide_dialog(app, "ccccccccccccccccccccccc6", ann, true)
-        .await
-        .unwrap();
+    store.hide_dialog(app, &id(6), ann, true).await.unwrap();
     let (listed, total) = store.list_dialogs(app, ann, &dialog_query()).await.unwrap();
     let mut ids: Vec<&str> = listed.iter().map(|d| &d.id[21..]).collect();
     ids.sort();
@@ -495,7 +459,7 @@ async fn dialog_visibility(store: &SqlStore) {
         .await
         .unwrap();
     assert_eq!((listed.len(), total), (1, 1));
-    assert_eq!(listed[0].id, "ccccccccccccccccccccccc7");
+    assert_eq!(listed[0].id, id(7));
 }
 
 /// Messages posted at once share transactions: each still gets its own outcome (a taken
