@@ -120,6 +120,7 @@ pub fn start(
     let metrics = TurnMetrics::register(registry);
     let server = TurnServer::start(config, metrics)
         .with_context(|| format!("starting the TURN relay on {}", turn.addr))?;
+    server.register_kernel_drops(registry);
     let addrs = TurnAddrs {
         listen: server.udp_addr,
         tls: server.tls_addr,

@@ -66,6 +66,7 @@ impl Relay {
         config.workers = 2;
         tweak(&mut config);
         let server = TurnServer::start(config, metrics).expect("relay starts");
+        server.register_kernel_drops(&mut registry);
         Self {
             server: Some(server),
             registry,
@@ -241,6 +242,11 @@ fn relays_everything_with(transport: &[&str], ports: PortRange, coalesce: Durati
     assert!(
         metrics.contains("switchboard_turn_allocations_created_total{transport="),
         "{metrics}"
+    );
+    // Nothing lost, so nothing overflowed a listener's receive buffer either.
+    assert_eq!(
+        relay.counter("switchboard_turn_listener_receive_drops_total"),
+        0
     );
     relay.counter("switchboard_turn_coalesce_waits_total")
 }

@@ -10,6 +10,7 @@
 //! share (touched per Allocate, never per packet).
 
 pub(crate) mod coalesce;
+pub(crate) mod kernel_drops;
 pub(crate) mod shard;
 pub(crate) mod tcp;
 pub mod tls;
@@ -20,6 +21,7 @@ use std::net::SocketAddr;
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 use crate::config::TurnConfig;
@@ -32,6 +34,8 @@ pub struct TurnServer {
     pub udp_addr: SocketAddr,
     pub tcp_addr: SocketAddr,
     pub tls_addr: Option<SocketAddr>,
+    /// Inodes of the shards' UDP listeners, for the kernel's drop counts.
+    listener_inodes: Vec<u64>,
     stop: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -53,6 +57,10 @@ impl TurnServer {
             None => None,
         };
         let sockets = bind_all(&config)?;
+        let listener_inodes = sockets
+            .iter()
+            .filter_map(|s| kernel_drops::socket_inode(&s.udp).ok())
+            .collect();
         let udp_addr = sockets[0].udp.local_addr()?;
         let tcp_addr = sockets[0].tcp.local_addr()?;
         let tls_addr = match &sockets[0].tls {
@@ -128,9 +136,20 @@ impl TurnServer {
             udp_addr,
             tcp_addr,
             tls_addr,
+            listener_inodes,
             stop,
             threads,
         })
+    }
+
+    /// Registers `switchboard_turn_listener_receive_drops_total`, read from the kernel at
+    /// each scrape (where `/proc/self/net/udp` exists).
+    pub fn register_kernel_drops(&self, registry: &mut Registry) {
+        registry
+            .sub_registry_with_prefix("switchboard_turn")
+            .register_collector(Box::new(kernel_drops::ListenerDrops::new(
+                self.listener_inodes.clone(),
+            )));
     }
 
     /// Stops every shard and waits for the threads (blocking: call off the runtime).
