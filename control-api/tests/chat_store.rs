@@ -454,6 +454,33 @@ async fn dialog_visibility(store: &SqlStore) {
     ids.sort();
     assert_eq!(ids, ["cc1", "cc2", "cc3", "cc5"]);
     assert_eq!(total, 4);
+    let occupants = |id: &str| {
+        listed
+            .iter()
+            .find(|d| d.id == id)
+            .unwrap()
+            .occupants
+            .clone()
+    };
+    assert_eq!(occupants(&id(3)), [ann, ben], "occupants in their order");
+    assert_eq!(occupants(&id(2)), [cat]);
+    // A page holds its part; the total counts every match, also past the end.
+    for (skip, limit, expect_len) in [("1", "2", 2), ("3", "10", 1), ("10", "10", 0)] {
+        let q = DialogQuery::parse(
+            &[("skip".into(), skip.into()), ("limit".into(), limit.into())],
+            ChatSort {
+                field: DialogField::CreatedAt,
+                descending: false,
+            },
+        )
+        .unwrap();
+        let (page, total) = store.list_dialogs(app, ann, &q).await.unwrap();
+        assert_eq!(
+            (page.len(), total),
+            (expect_len, 4),
+            "skip {skip} limit {limit}"
+        );
+    }
     let (listed, total) = store
         .list_dialogs(other, stranger, &dialog_query())
         .await
