@@ -503,3 +503,70 @@ fn checked_url(url: Option<String>, key: &str) -> anyhow::Result<Option<String>>
     }
     Ok(url)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../deploy/switchboard.example.toml");
+
+    /// The file's keys, as serde names them when it refuses an unknown one.
+    fn file_keys() -> Vec<String> {
+        let err = toml::from_str::<FileConfig>("no_such_key = 1")
+            .unwrap_err()
+            .to_string();
+        let expected = err.split("expected one of").nth(1).expect(&err);
+        expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The example with its commented-out `# key = value` lines turned on.
+    fn example_with_every_line_on() -> String {
+        EXAMPLE
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest)
+                    if rest
+                        .split_once(" = ")
+                        .is_some_and(|(k, _)| !k.contains(' ')) =>
+                {
+                    rest
+                }
+                _ => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_example_file_shows_every_key() {
+        let keys = file_keys();
+        // The first and last fields: the list was read whole.
+        assert!(
+            keys.iter().any(|k| k == "data_dir") && keys.iter().any(|k| k == "push_ca_file"),
+            "{keys:?}"
+        );
+        let shown = example_with_every_line_on();
+        for key in keys {
+            assert!(
+                shown.lines().any(|l| l.starts_with(&format!("{key} = "))),
+                "deploy/switchboard.example.toml does not show {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_example_file_parses_with_every_line_on() {
+        toml::from_str::<FileConfig>(EXAMPLE).expect("the example as shipped");
+        let file: FileConfig =
+            toml::from_str(&example_with_every_line_on()).expect("every example line on");
+        let turn = TurnSettings::resolve(&crate::cli::TurnArgs::default(), &file)
+            .expect("the example's TURN values resolve");
+        assert_eq!(turn.coalesce, turn_relay::DEFAULT_COALESCE);
+        assert_eq!(turn.allow_peers.len(), 1);
+    }
+}

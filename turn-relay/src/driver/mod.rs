@@ -168,23 +168,20 @@ const SHARED_PORT_ATTEMPTS: usize = 32;
 /// Binds every shard's sockets. With port 0 the first bind picks the port and the rest
 /// join it; UDP and TCP share the port number.
 fn bind_all(config: &TurnConfig) -> io::Result<Vec<ShardSockets>> {
-    let (first_udp, first_tcp, listen) = bind_same_port(
-        config.listen,
-        |addr| {
-            let udp = udp::bind_udp_shared(addr)?;
-            let bound = udp.local_addr()?;
-            Ok((udp, bound))
-        },
-        udp::bind_tcp_shared,
-    )?;
-    let mut first = Some((first_udp, first_tcp));
+    let mut listen = config.listen;
     let mut tls_listen = config.tls.as_ref().map(|t| t.addr);
     let mut out = Vec::with_capacity(config.workers);
     for _ in 0..config.workers {
-        let (udp, tcp) = match first.take() {
-            Some(pair) => pair,
-            None => (udp::bind_udp_shared(listen)?, udp::bind_tcp_shared(listen)?),
-        };
+        let (udp, tcp, bound) = bind_same_port(
+            listen,
+            |addr| {
+                let udp = udp::bind_udp_shared(addr)?;
+                let bound = udp.local_addr()?;
+                Ok((udp, bound))
+            },
+            udp::bind_tcp_shared,
+        )?;
+        listen = bound;
         let tls = match tls_listen {
             Some(addr) => {
                 let l = udp::bind_tcp_shared(addr)?;
