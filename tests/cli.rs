@@ -340,3 +340,18 @@ fn turn_role_answers_stun_and_keeps_its_secret_across_restarts() {
         secret
     );
 }
+
+#[test]
+fn a_turn_coalescing_window_past_its_bound_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = serve_in(dir.path())
+        .args(["--turn-coalesce-us", "1001"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("coalescing window must be at most 1 ms"),
+        "{stderr}"
+    );
+}
